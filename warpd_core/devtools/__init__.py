@@ -1,0 +1,1 @@
+"""Set-up helpers used by the Makefile (no third-party imports)."""
