@@ -120,8 +120,10 @@ class EpisodeDataset:
         rows = []
         for e, (start, end) in enumerate(zip(self.episode_starts, self.episode_ends)):
             last = max(int(start), int(end) - horizon)
-            for st in range(int(start), last + 1, stride):
-                rows.append((st, e))
+            starts = list(range(int(start), last + 1, stride))
+            if starts[-1] != last:  # with stride > 1, keep the episode's final window too
+                starts.append(last)
+            rows.extend((st, e) for st in starts)
         return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
     def gather_snippets(self, index: np.ndarray, horizon: int) -> dict[str, np.ndarray]:

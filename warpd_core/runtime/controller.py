@@ -1,0 +1,323 @@
+"""Controller core: runs the active generated policy on every observation.
+
+Horizon protocol (DESIGN.md, "Runtime contract"):
+
+* A policy arrives as a :class:`PolicyCandidate`; :meth:`ControllerCore.offer_policy`
+  validates it and stages it as *pending* (a newer pending one replaces an older one).
+* The pending policy is installed atomically at the start of a :meth:`~ControllerCore.step`
+  when the active policy has run its horizon (``age >= horizon``), when there is no active
+  policy, or when the active one belongs to an earlier episode. Until then the current
+  policy keeps running: it is closed-loop.
+* ``age`` counts control steps since installation. At ``age >= max_policy_age`` the
+  controller sends the safe action and raises ``stale`` until a new policy is installed.
+* Every action is finite and clamped to ``[action_low, action_high]``. A policy whose output
+  is non-finite on ``max_policy_failures`` consecutive steps is dropped.
+
+The same object drives the ROS controller node and the offline evaluation harness, so what
+is evaluated offline is what runs on the robot. The hot path (:meth:`step`) works on
+preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from warpd_core.policy.spec import ACTIVATIONS, MLPPolicy, PolicySpec
+
+SOURCE_POLICY = 0
+SOURCE_SAFE = 1
+
+SAFE_MODES = ("hold", "zero", "last_valid", "fixed")
+
+
+@dataclass
+class ControllerConfig:
+    """Controller parameters (the controller node declares one ROS parameter per field).
+
+    Attributes:
+        obs_dim: observation size the controller accepts.
+        act_dim: action size it emits.
+        action_low / action_high: per-dimension clamp (length 1 broadcasts).
+        safe_mode: ``hold`` (repeat the last action sent), ``zero``, ``last_valid`` (the last
+            action computed by a policy) or ``fixed`` (``safe_action``).
+        safe_action: the action for ``fixed`` (and the fallback before any action exists).
+        max_policy_age: control steps a policy may run before the safe action takes over.
+        expected_model_id: accept only policies of this model ('' accepts any).
+        max_weights: reject weight vectors longer than this (resource bound).
+        obs_low / obs_high: optional observation range; outside it the observation is rejected.
+        max_policy_failures: consecutive non-finite outputs after which a policy is dropped.
+    """
+
+    obs_dim: int
+    act_dim: int
+    action_low: list = field(default_factory=lambda: [-math.inf])
+    action_high: list = field(default_factory=lambda: [math.inf])
+    safe_mode: str = "hold"
+    safe_action: list = field(default_factory=list)
+    max_policy_age: int = 64
+    expected_model_id: str = ""
+    max_weights: int = 4_000_000
+    obs_low: list = field(default_factory=list)
+    obs_high: list = field(default_factory=list)
+    max_policy_failures: int = 3
+
+    def __post_init__(self) -> None:
+        if int(self.obs_dim) <= 0 or int(self.act_dim) <= 0:
+            raise ValueError(f"obs_dim and act_dim must be positive, got {self.obs_dim}, {self.act_dim}")
+        if self.safe_mode not in SAFE_MODES:
+            raise ValueError(f"safe_mode must be one of {SAFE_MODES}, got {self.safe_mode!r}")
+        if int(self.max_policy_age) <= 0:
+            raise ValueError(f"max_policy_age must be positive, got {self.max_policy_age}")
+        self.low = self._vec("action_low", self.action_low, self.act_dim)
+        self.high = self._vec("action_high", self.action_high, self.act_dim)
+        if np.any(self.low > self.high):
+            raise ValueError(f"action_low {self.low.tolist()} exceeds action_high {self.high.tolist()}")
+        if self.safe_mode == "fixed" and len(self.safe_action) == 0:
+            raise ValueError("safe_mode 'fixed' needs safe_action")
+        if len(self.safe_action):
+            sa = self._vec("safe_action", self.safe_action, self.act_dim)
+            if not np.all(np.isfinite(sa)):
+                raise ValueError(f"safe_action must be finite, got {sa.tolist()}")
+            self.safe = np.clip(sa, self.low, self.high)
+        else:
+            # Default safe action: zero clipped into the bounds (mid-range if 0 is outside).
+            mid = np.where(np.isfinite(self.low) & np.isfinite(self.high), (self.low + self.high) / 2, 0.0)
+            self.safe = np.clip(np.zeros(self.act_dim), self.low, self.high)
+            self.safe = np.where((self.low > 0) | (self.high < 0), mid, self.safe)
+        self.olow = self._vec("obs_low", self.obs_low, self.obs_dim) if len(self.obs_low) else None
+        self.ohigh = self._vec("obs_high", self.obs_high, self.obs_dim) if len(self.obs_high) else None
+
+    @staticmethod
+    def _vec(name: str, values, n: int) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if v.size == 1:
+            v = np.full(n, float(v[0]))
+        if v.size != n:
+            raise ValueError(f"{name} must have 1 or {n} entries, got {v.size}")
+        return v
+
+
+@dataclass
+class PolicyCandidate:
+    """A received policy, as decoded from a PolicyWeights message (no copy of ``weights``)."""
+
+    model_id: str
+    generation: int
+    generator_epoch: int
+    layer_sizes: tuple
+    activation: str
+    weights: np.ndarray  # (n_weights,) float32
+    horizon: int
+    obs_seq: int = 0
+    episode: int = -1  # episode of the conditioning observation (-1: unknown)
+    task_id: int = -1
+
+
+@dataclass
+class StepOutput:
+    action: np.ndarray  # (act_dim,) float64, view of an internal buffer
+    source: int  # SOURCE_POLICY or SOURCE_SAFE
+    generation: int  # generation of the policy that produced it (0 for none)
+    policy_age: int
+    reason: str = ""  # why the safe action was sent ('' when from the policy)
+
+
+class _Active:
+    __slots__ = ("policy", "generation", "epoch", "horizon", "episode", "age", "failures", "model_id")
+
+    def __init__(self, cand: PolicyCandidate, policy: MLPPolicy):
+        self.policy = policy
+        self.generation = int(cand.generation)
+        self.epoch = int(cand.generator_epoch)
+        self.horizon = int(cand.horizon)
+        self.episode = int(cand.episode)
+        self.model_id = cand.model_id
+        self.age = 0
+        self.failures = 0
+
+
+class ControllerCore:
+    """See module docstring. Not thread-safe by itself: the node calls it from one executor thread."""
+
+    def __init__(self, cfg: ControllerConfig):
+        self.cfg = cfg
+        self._active: Optional[_Active] = None
+        self._pending: Optional[tuple[PolicyCandidate, MLPPolicy]] = None
+        self._episode = -1
+        self._action = np.zeros(cfg.act_dim, dtype=np.float64)
+        self._last_sent: Optional[np.ndarray] = None
+        self._last_valid: Optional[np.ndarray] = None
+        self._obs = np.zeros(cfg.obs_dim, dtype=np.float32)
+        # counters (reported in diagnostics and by the graph runner)
+        self.steps = 0
+        self.safe_steps = 0
+        self.swaps = 0
+        self.rejected: dict[str, int] = {}
+        self.bad_obs = 0
+        self.stale_events = 0  # transitions into the max-age safe state
+        self._stale = False
+        self.swap_log: list[tuple[int, int, int]] = []  # (step, generation, previous age)
+
+    # -- policies -----------------------------------------------------------------------
+    def validate(self, c: PolicyCandidate) -> str:
+        """'' if the candidate is acceptable, else the reason it is rejected."""
+        cfg = self.cfg
+        sizes = tuple(int(s) for s in c.layer_sizes)
+        if len(sizes) < 2 or any(s <= 0 for s in sizes):
+            return f"layer_sizes {list(sizes)} invalid"
+        if sizes[0] != cfg.obs_dim or sizes[-1] != cfg.act_dim:
+            return f"layer_sizes {list(sizes)} do not map obs_dim {cfg.obs_dim} to act_dim {cfg.act_dim}"
+        if c.activation not in ACTIVATIONS:
+            return f"unknown activation {c.activation!r}"
+        n = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
+        if n > cfg.max_weights:
+            return f"policy has {n} weights, more than max_weights {cfg.max_weights}"
+        if len(c.weights) != n:
+            return f"{len(c.weights)} weights, layer_sizes {list(sizes)} imply {n}"
+        if cfg.expected_model_id and c.model_id != cfg.expected_model_id:
+            return f"model_id {c.model_id!r} != expected {cfg.expected_model_id!r}"
+        if int(c.horizon) <= 0:
+            return f"horizon {c.horizon} must be positive"
+        if self._pending is not None:
+            newest = (int(self._pending[0].generator_epoch), int(self._pending[0].generation))
+        elif self._active is not None:
+            newest = (self._active.epoch, self._active.generation)
+        else:
+            newest = None
+        # Generations are ordered within one generator run (epoch); a restarted generator
+        # starts a new epoch and its generation numbers start again.
+        if newest is not None and int(c.generator_epoch) == newest[0] and int(c.generation) <= newest[1]:
+            return f"generation {c.generation} not newer than {newest[1]}"
+        if not np.all(np.isfinite(c.weights)):
+            return "non-finite weights"
+        return ""
+
+    def offer_policy(self, c: PolicyCandidate) -> str:
+        """Validate and stage ``c``. Returns '' when accepted, else the rejection reason."""
+        reason = self.validate(c)
+        if reason:
+            key = reason.split(" ")[0] if not reason.startswith("generation") else "stale_generation"
+            self.rejected[key] = self.rejected.get(key, 0) + 1
+            return reason
+        spec = PolicySpec.from_layer_sizes(c.layer_sizes, c.activation)
+        self._pending = (c, MLPPolicy(spec, c.weights))
+        return ""
+
+    def needs_policy(self) -> bool:
+        """True when the next step would want a new policy and none is pending.
+
+        The lockstep controller node and the evaluation harness use this to wait for (or
+        compute) the next generation before acting, which makes runs deterministic.
+        """
+        if self._pending is not None:
+            return False
+        a = self._active
+        return a is None or a.age >= a.horizon or (self._episode >= 0 and a.episode not in (-1, self._episode))
+
+    def new_episode(self, episode: int) -> None:
+        """Mark the start of an episode: the next policy conditioned on it replaces the active one."""
+        self._episode = int(episode)
+        self._last_sent = None
+        self._last_valid = None
+
+    def _maybe_install(self) -> None:
+        p = self._pending
+        if p is None:
+            return
+        a = self._active
+        cand = p[0]
+        newer_episode = a is not None and cand.episode >= 0 and cand.episode != a.episode
+        if a is None or a.age >= a.horizon or newer_episode:
+            prev_age = -1 if a is None else a.age
+            self._active = _Active(cand, p[1])
+            self._pending = None
+            self.swaps += 1
+            self._stale = False
+            if len(self.swap_log) < 100_000:
+                self.swap_log.append((self.steps, int(cand.generation), prev_age))
+
+    @property
+    def active_generation(self) -> int:
+        return 0 if self._active is None else self._active.generation
+
+    @property
+    def policy_age(self) -> int:
+        return 0 if self._active is None else self._active.age
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    # -- control step ---------------------------------------------------------------------
+    def _safe(self, reason: str) -> StepOutput:
+        cfg = self.cfg
+        mode = cfg.safe_mode
+        if mode == "hold" and self._last_sent is not None:
+            src = self._last_sent
+        elif mode == "last_valid" and self._last_valid is not None:
+            src = self._last_valid
+        else:
+            src = cfg.safe
+        np.copyto(self._action, src)
+        self.safe_steps += 1
+        a = self._active
+        return StepOutput(self._action, SOURCE_SAFE, 0 if a is None else a.generation, 0 if a is None else a.age, reason)
+
+    def check_obs(self, obs: np.ndarray) -> str:
+        cfg = self.cfg
+        if obs.shape != (cfg.obs_dim,):
+            return f"observation has shape {obs.shape}, expected ({cfg.obs_dim},)"
+        if not np.all(np.isfinite(obs)):
+            return "non-finite observation"
+        if cfg.olow is not None and np.any(obs < cfg.olow):
+            return "observation below obs_low"
+        if cfg.ohigh is not None and np.any(obs > cfg.ohigh):
+            return "observation above obs_high"
+        return ""
+
+    def step(self, obs: np.ndarray) -> StepOutput:
+        """One control step: obs (obs_dim,) -> action (act_dim,), always finite and clamped."""
+        self.steps += 1
+        self._maybe_install()
+        obs = np.asarray(obs)
+        bad = self.check_obs(obs)
+        out = self._step_checked(obs, bad)
+        if self._last_sent is None:
+            self._last_sent = np.empty(self.cfg.act_dim)
+        np.copyto(self._last_sent, out.action)
+        return out
+
+    def _step_checked(self, obs: np.ndarray, bad: str) -> StepOutput:
+        a = self._active
+        if bad:
+            self.bad_obs += 1
+            if a is not None:
+                a.age += 1
+            return self._safe(bad)
+        if a is None:
+            return self._safe("no policy yet")
+        if a.age >= self.cfg.max_policy_age:
+            if not self._stale:
+                self._stale = True
+                self.stale_events += 1
+            a.age += 1
+            return self._safe(f"policy age {a.age - 1} >= max_policy_age {self.cfg.max_policy_age}")
+        np.copyto(self._obs, obs, casting="unsafe")
+        y = a.policy.act(self._obs)
+        a.age += 1
+        if not np.all(np.isfinite(y)):
+            a.failures += 1
+            if a.failures >= self.cfg.max_policy_failures:
+                self._active = None
+                self.rejected["nonfinite_output"] = self.rejected.get("nonfinite_output", 0) + 1
+            return self._safe("policy produced a non-finite action")
+        a.failures = 0
+        np.clip(y, self.cfg.low, self.cfg.high, out=self._action)
+        if self._last_valid is None:
+            self._last_valid = np.empty(self.cfg.act_dim)
+        np.copyto(self._last_valid, self._action)
+        return StepOutput(self._action, SOURCE_POLICY, a.generation, a.age)
