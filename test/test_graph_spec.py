@@ -1,0 +1,64 @@
+"""The launch file and the wheels-only graph runner start the same graph, and every
+parameter they set is one the node declares."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from warpd_ros import graph_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def declared_parameters(executable: str) -> set[str]:
+    """Names passed to declare()/p() in warpd_ros/<executable>.py."""
+    tree = ast.parse((REPO / "warpd_ros" / f"{executable}.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            fn = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if fn == "p" and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value)
+            if fn == "declare" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                names.add(node.args[1].value)
+    return names
+
+
+def test_launch_file_declares_every_argument_and_uses_the_shared_graph():
+    src = (REPO / "launch" / "pusht_sim.launch.py").read_text()
+    tree = ast.parse(src)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "warpd_ros.graph_spec" for a in n.names}
+    assert {"PUSHT_SIM_ARGS", "pusht_sim_graph"} <= imported
+    assert "DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)" in src
+    assert "generate_launch_description" in src
+    # every argument has a description a user can read in `ros2 launch -s`
+    assert all(a.description.strip() for a in graph_spec.PUSHT_SIM_ARGS)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"perturbation": "false"}, {"mode": "realtime", "horizon": "64"}])
+def test_every_node_parameter_is_declared_and_params_files_exist(overrides):
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    installed = set(re.search(r"set\(WARPD_NODES ([^)]*)\)", cmake).group(1).split())
+    for spec in graph_spec.pusht_sim_graph(overrides):
+        assert spec.executable in installed, f"{spec.executable} is not installed to lib/warpd_ros"
+        declared = declared_parameters(spec.executable)
+        unknown = set(spec.parameters) - declared
+        assert not unknown, f"{spec.executable}: graph sets undeclared parameters {unknown}"
+        params = yaml.safe_load((REPO / spec.params_file).read_text())
+        assert list(params) == [spec.name], f"{spec.params_file} must be keyed by node name {spec.name}"
+        unknown = set(params[spec.name]["ros__parameters"]) - declared
+        assert not unknown, f"{spec.params_file}: undeclared parameters {unknown}"
+
+
+def test_perturbation_can_be_switched_off_or_swapped():
+    names = lambda o: {s.name: s for s in graph_spec.pusht_sim_graph(o)}  # noqa: E731
+    assert "perturbation" in names({}) and "perturbation" not in names({"perturbation": "false"})
+    swapped = names({"perturbation_package": "my_pkg", "perturbation_executable": "my_adversary"})["perturbation"]
+    assert (swapped.package, swapped.executable) == ("my_pkg", "my_adversary")
+    with pytest.raises(ValueError, match="unknown argument"):
+        graph_spec.pusht_sim_graph({"horizn": "16"})
+    with pytest.raises(ValueError, match="mode"):
+        graph_spec.pusht_sim_graph({"mode": "fast"})

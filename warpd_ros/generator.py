@@ -1,0 +1,188 @@
+"""Generator node: latent diffusion + hypernetwork -> PolicyWeights, once per action horizon.
+
+Subscribes ``observation`` (warpd_ros/Observation); publishes ``policy_weights``
+(reliable + transient local, depth 1) and ``/diagnostics``. Which observation triggers a
+generation is decided by :class:`warpd_core.runtime.GenerationSchedule`; the model runs in a
+worker thread fed through a one-slot mailbox (a newer trigger replaces an unstarted older
+one), so the executor keeps taking observations while a generation runs.
+
+``lead_steps``: start this many control steps before the boundary (0 in lockstep). -1 picks
+it automatically from the measured generation latency and the observation rate.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+
+from warpd_core.runtime.generator import GenerationSchedule
+from warpd_ros import qos
+from warpd_ros.conversions import float32_array
+from warpd_ros.diagnostics import OK, WARN, DiagnosticsPublisher
+from warpd_ros.msg import Observation, PolicyWeights
+from warpd_ros.params import declare
+from warpd_ros.stats import LatencyWindow
+
+
+class GeneratorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("warpd_generator", **kwargs)
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        bundle = p("bundle", "", "Model bundle directory (warpd export).")
+        backend = p("backend", "torch", "torch or onnx.")
+        device = p("device", "cpu", "torch device / onnxruntime provider selection: cpu or cuda.")
+        sampler = p("sampler", "", "ddpm or ddim ('' = the bundle's default).")
+        steps = p("steps", 0, "Denoising steps (0 = the bundle's default).")
+        seed = p("seed", 0, "Sampling seed.")
+        horizon = p("horizon", 0, "Action horizon in control steps (0 = the bundle's).")
+        self.lead_param = p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).")
+        self.task_id = p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).")
+        obs_qos = p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
+        diag_period = p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        if not bundle:
+            raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
+
+        from warpd_core.export.bundle import load_generator  # heavy (torch); only this process
+
+        t0 = time.perf_counter()
+        self.gen = load_generator(bundle, backend=backend, device=device, sampler=sampler or None,
+                                  steps=steps or None, seed=seed)
+        self.horizon = int(horizon) if horizon > 0 else int(self.gen.horizon)
+        lead = 0 if self.lead_param < 0 else int(self.lead_param)
+        self.schedule = GenerationSchedule(self.horizon, min(lead, self.horizon - 1))
+        self.epoch = secrets.randbits(63)
+        self.generation = 0
+        self.pub = self.create_publisher(PolicyWeights, "policy_weights", qos.WEIGHTS)
+        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos))
+        self.diag = DiagnosticsPublisher(self)
+        self.create_timer(diag_period, self.publish_diagnostics)
+        self.latency = LatencyWindow(2000)
+        self.late = 0  # generations published after their boundary step had been observed
+        self._obs_period = LatencyWindow(200)
+        self._last_obs_t = None
+        self._last_seq = (None, -1)  # (episode key, seq) of the newest observation
+        self._mailbox = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._run, name="warpd-generator", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"generator ready: model {self.gen.model_id} policy {self.gen.spec.layer_sizes} "
+            f"horizon {self.horizon} lead {self.schedule.lead} backend {backend} "
+            f"(loaded in {time.perf_counter() - t0:.2f} s)"
+        )
+
+    def on_observation(self, msg: Observation) -> None:
+        now = time.perf_counter()
+        if self._last_obs_t is not None and not msg.reset:
+            self._obs_period.add(now - self._last_obs_t)
+        self._last_obs_t = now
+        self._last_seq = ((msg.sim_epoch, msg.episode), int(msg.seq))
+        trig = self.schedule.observe(msg.seq, msg.episode, msg.sim_epoch, msg.reset)
+        if trig is None:
+            return
+        obs = np.frombuffer(msg.data, dtype=np.float64).astype(np.float32)
+        task = msg.task_id if msg.task_id >= 0 else self.task_id
+        with self._cv:
+            self._mailbox = (obs, task, msg, trig, now)
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._mailbox is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                obs, task, msg, trig, t_recv = self._mailbox
+                self._mailbox = None
+            try:
+                self._generate(obs, task, msg, trig, t_recv)
+            except Exception as e:  # keep the node alive; the controller falls back safely
+                self.get_logger().error(f"generation failed: {type(e).__name__}: {e}")
+
+    def _generate(self, obs, task, msg, trig, t_recv) -> None:
+        if obs.shape[0] != self.gen.obs_dim or not np.all(np.isfinite(obs)):
+            self.get_logger().warn(f"skipping generation: observation shape {obs.shape} or non-finite values")
+            return
+        task_arr = None if self.gen.n_tasks == 0 else np.array([max(task, 0)], dtype=np.int64)
+        flat = self.gen.generate(obs[None, :], task_arr)[0]
+        out = PolicyWeights()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.model_id = self.gen.model_id
+        self.generation += 1
+        out.generation = self.generation
+        out.generator_epoch = self.epoch
+        out.obs_seq = int(msg.seq)
+        out.episode = int(msg.episode)
+        out.obs_stamp = msg.header.stamp
+        out.horizon = self.horizon
+        out.task_id = int(task)
+        out.layer_sizes = [int(s) for s in self.gen.spec.layer_sizes]
+        out.activation = self.gen.spec.activation
+        out.weights = float32_array(flat)
+        latency = time.perf_counter() - t_recv
+        out.generation_latency = float(latency)
+        self.pub.publish(out)
+        self.latency.add(latency)
+        key, seq = self._last_seq
+        if key == (msg.sim_epoch, msg.episode) and seq >= trig.boundary and trig.seq < trig.boundary:
+            self.late += 1
+        if self.lead_param < 0 and len(self._obs_period) >= 5:
+            period = float(np.median(self._obs_period._buf[: len(self._obs_period)]))
+            p99 = self.latency.summary_us()["p99_us"] * 1e-6
+            self.schedule.set_lead(int(math.ceil(p99 / max(period, 1e-6))) + 1)
+
+    def publish_diagnostics(self) -> None:
+        lat = self.latency.summary_us()
+        values = {
+            "model_id": self.gen.model_id,
+            "generations": self.generation,
+            "horizon": self.horizon,
+            "lead_steps": self.schedule.lead,
+            "generation_latency_p50_ms": round(lat["p50_us"] / 1e3, 3),
+            "generation_latency_p99_ms": round(lat["p99_us"] / 1e3, 3),
+            "late_generations": self.late,
+        }
+        level = OK if self.generation else WARN
+        text = "running" if self.generation else "waiting for observations"
+        if self.late:
+            level, text = WARN, f"{self.late} generation(s) finished after their horizon boundary"
+        self.diag.publish(level, text, values)
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = GeneratorNode()
+    except Exception as e:  # configuration and bundle errors: one line, non-zero exit
+        print(f"warpd_generator: {type(e).__name__}: {e}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The node graphs, described once.
+
+Both ``launch/pusht_sim.launch.py`` (launch_ros, for users with a ROS 2 distribution) and
+``python -m warpd_ros.graph`` (for wheels-only installs, where launch_ros is not available)
+build their processes from these descriptions: same executables, same params files, same
+arguments. Pure Python: importable without launch_ros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LaunchArg:
+    name: str
+    default: str
+    description: str
+
+
+@dataclass
+class NodeSpec:
+    executable: str
+    name: str
+    params_file: str | None = None  # relative to the package share directory
+    parameters: dict = field(default_factory=dict)  # overrides on top of the params file
+    extra_params_files: list = field(default_factory=list)  # user params files, applied after params_file
+    package: str = "warpd_ros"
+
+
+def shipped_model() -> str:
+    """Path of the PushT model bundle that ships with warpd_core."""
+    import warpd_core
+
+    return str(Path(warpd_core.__file__).parent / "assets" / "pusht_warpd")
+
+
+PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("horizon", "16", "Action horizon: control steps each generated policy runs (0 = the model's own)."),
+    LaunchArg("mode", "lockstep", "lockstep (sim waits for every action; deterministic) or realtime (sim steps on its own clock)."),
+    LaunchArg("rate_hz", "10.0", "Simulation/control rate in realtime mode (PushT: 10 Hz)."),
+    LaunchArg("perturbation", "true", "Run a perturbation node (true/false)."),
+    LaunchArg("perturbation_package", "warpd_ros", "Package of the perturbation node (swap in your own)."),
+    LaunchArg("perturbation_executable", "perturbation", "Executable of the perturbation node (swap in your own)."),
+    LaunchArg("magnitude", "40.0", "Perturbation: displacement of the T block in pixels."),
+    LaunchArg("probability", "0.1", "Perturbation: probability per control step."),
+    LaunchArg("model", "", "Model bundle directory for the generator ('' = the shipped PushT model)."),
+    LaunchArg("episodes", "3", "Episodes the simulation runs before it exits (0 = forever)."),
+    LaunchArg("seed", "0", "Seed of the first episode (episode k uses seed + k) and of the generator."),
+    LaunchArg("max_steps", "300", "Maximum steps per episode."),
+    LaunchArg("headless", "true", "true: no window; false: show the simulation in a window."),
+    LaunchArg("record", "", "Write a GIF/MP4 of the first episode to this path ('' = none)."),
+    LaunchArg("params_file", "", "Extra params file applied to every node after the package's own ('' = none)."),
+)
+
+
+def _bool(v: str) -> bool:
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true/false, got {v!r}")
+
+
+def resolve_args(overrides: dict[str, str], spec: tuple[LaunchArg, ...] = PUSHT_SIM_ARGS) -> dict[str, str]:
+    known = {a.name: a.default for a in spec}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown}; known: {sorted(known)}")
+    known.update({k: str(v) for k, v in overrides.items()})
+    return known
+
+
+def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
+    """generator + controller + pusht_sim (+ perturbation) for the given argument values."""
+    a = resolve_args(args)
+    lockstep = a["mode"] == "lockstep"
+    if a["mode"] not in ("lockstep", "realtime"):
+        raise ValueError(f"mode must be lockstep or realtime, got {a['mode']!r}")
+    perturb = _bool(a["perturbation"])
+    model = a["model"] or shipped_model()
+    horizon = int(a["horizon"])
+    seed = int(a["seed"])
+    qos = "reliable" if lockstep else "sensor"
+    nodes = [
+        NodeSpec(
+            "generator",
+            "warpd_generator",
+            "config/pusht_generator.yaml",
+            {"bundle": model, "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos},
+        ),
+        NodeSpec(
+            "controller",
+            "warpd_controller",
+            "config/pusht_controller.yaml",
+            {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon)},
+        ),
+        NodeSpec(
+            "pusht_sim",
+            "pusht_sim",
+            "config/pusht_sim.yaml",
+            {
+                "mode": a["mode"],
+                "rate_hz": float(a["rate_hz"]),
+                "episodes": int(a["episodes"]),
+                "seed": seed,
+                "max_steps": int(a["max_steps"]),
+                "headless": _bool(a["headless"]),
+                "record": a["record"],
+                "wait_for_perturbation": perturb and lockstep,
+                "obs_qos": qos,
+            },
+        ),
+    ]
+    if perturb:
+        nodes.append(
+            NodeSpec(
+                a["perturbation_executable"],
+                "perturbation",
+                "config/pusht_perturbation.yaml",
+                {"magnitude": float(a["magnitude"]), "probability": float(a["probability"]), "seed": seed + 7919},
+                package=a["perturbation_package"],
+            )
+        )
+    if a["params_file"]:
+        for n in nodes:
+            n.extra_params_files.append(a["params_file"])
+    return nodes

@@ -1,0 +1,23 @@
+"""Parameter declaration with descriptions (every node parameter goes through here)."""
+
+from __future__ import annotations
+
+from rcl_interfaces.msg import ParameterDescriptor
+
+
+def declare(node, name: str, default, description: str, read_only: bool = False):
+    """Declare ``name`` with a description and return its value."""
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if isinstance(default, list) and len(default) == 0:
+        # typed empty list: ROS needs a type for an empty array default
+        from rclpy.exceptions import ParameterUninitializedException
+        from rclpy.parameter import Parameter
+
+        node.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, desc)
+        try:
+            value = node.get_parameter(name).value
+        except ParameterUninitializedException:
+            return []
+        return [] if value is None else list(value)
+    value = node.declare_parameter(name, default, desc).value
+    return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
