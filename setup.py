@@ -11,6 +11,8 @@ setup(
     version="0.1.0",
     description="WARPD: generated closed-loop policies (latent diffusion + hypernetwork) with a ROS 2 runtime",
     packages=find_packages(include=["warpd_core", "warpd_core.*"]),
+    package_data={"warpd_core": ["assets/pusht_warpd/*.json", "assets/pusht_warpd/*.safetensors",
+                                  "assets/pusht_warpd/onnx/*.onnx"]},
     python_requires=">=3.10",
     install_requires=["numpy", "pyyaml"],
     extras_require={

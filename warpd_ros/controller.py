@@ -63,6 +63,7 @@ class ControllerNode(Node):
         self.diag = DiagnosticsPublisher(self)
         self.create_timer(diag_period, self.publish_diagnostics)
         self.latency = LatencyWindow()
+        self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
         self._held: tuple[Observation, float] | None = None  # lockstep: obs waiting for a policy
         self._acted: tuple | None = None  # (sim_epoch, episode, seq) of the last answered observation
         self._episode_key = None
@@ -85,7 +86,8 @@ class ControllerNode(Node):
         if self._held is not None and not self.core.needs_policy():
             obs_msg, t_recv = self._held
             self._held = None
-            self._act(obs_msg, t_recv)
+            self.policy_wait.add(time.perf_counter() - t_recv)
+            self._act(obs_msg, None)
 
     def on_observation(self, msg: Observation) -> None:
         t_recv = time.perf_counter()
@@ -106,10 +108,13 @@ class ControllerNode(Node):
             obs_msg, t_recv = self._held
             self._held = None
             self._throttled_warn(f"no policy within {self.policy_timeout:.1f} s; acting with what is there")
-            self._act(obs_msg, t_recv)
+            self.policy_wait.add(time.perf_counter() - t_recv)
+            self._act(obs_msg, None)
 
     # -- output --------------------------------------------------------------------------
-    def _act(self, obs_msg: Observation, t_recv: float) -> None:
+    def _act(self, obs_msg: Observation, t_recv: float | None) -> None:
+        """Step and publish. ``t_recv`` None: the observation was held for a policy (its wait
+        is recorded in ``policy_wait``, not in the obs->action latency)."""
         obs = np.frombuffer(obs_msg.data, dtype=np.float64) if len(obs_msg.data) else np.zeros(0)
         out = self.core.step(obs)
         m = self._action_msg
@@ -123,7 +128,8 @@ class ControllerNode(Node):
         m.source = out.source
         self.pub.publish(m)
         self._acted = (obs_msg.sim_epoch, obs_msg.episode, obs_msg.seq)
-        self.latency.add(time.perf_counter() - t_recv)
+        if t_recv is not None:
+            self.latency.add(time.perf_counter() - t_recv)
         if out.source == SOURCE_SAFE:
             self._last_reason = out.reason
             self._throttled_warn(f"safe action: {out.reason}")
@@ -143,6 +149,8 @@ class ControllerNode(Node):
             "rate_hz": round(c.steps / elapsed, 3),
             "latency_p50_us": round(lat["p50_us"], 1),
             "latency_p99_us": round(lat["p99_us"], 1),
+            "policy_waits": len(self.policy_wait),
+            "policy_wait_p50_ms": round(self.policy_wait.summary_us()["p50_us"] / 1e3, 3),
             "swaps": c.swaps,
             "active_generation": c.active_generation,
             "policy_age": c.policy_age,

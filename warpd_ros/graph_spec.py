@@ -9,7 +9,6 @@ arguments. Pure Python: importable without launch_ros.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,9 @@ class NodeSpec:
 
 def shipped_model() -> str:
     """Path of the PushT model bundle that ships with warpd_core."""
-    import warpd_core
+    from warpd_core.assets import SHIPPED_PUSHT_MODEL
 
-    return str(Path(warpd_core.__file__).parent / "assets" / "pusht_warpd")
+    return str(SHIPPED_PUSHT_MODEL)
 
 
 PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
