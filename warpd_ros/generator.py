@@ -46,6 +46,9 @@ class GeneratorNode(Node):
         self.task_id = p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).")
         obs_qos = p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
         diag_period = p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        self.extra_delay = p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, benchmarks).")
+        if self.extra_delay < 0:
+            raise ValueError(f"parameter extra_latency must be >= 0, got {self.extra_delay}")
         if not bundle:
             raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
 
@@ -114,6 +117,8 @@ class GeneratorNode(Node):
             return
         task_arr = None if self.gen.n_tasks == 0 else np.array([max(task, 0)], dtype=np.int64)
         flat = self.gen.generate(obs[None, :], task_arr)[0]
+        if self.extra_delay:
+            time.sleep(self.extra_delay)
         out = PolicyWeights()
         out.header.stamp = self.get_clock().now().to_msg()
         out.model_id = self.gen.model_id
