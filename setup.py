@@ -17,7 +17,7 @@ setup(
     install_requires=["numpy", "pyyaml"],
     extras_require={
         "train": ["torch", "diffusers", "hypnettorch", "safetensors", "onnx", "onnxruntime", "tqdm", "matplotlib"],
-        "sim": ["gym-pusht", "pymunk<7", "imageio"],
+        "sim": ["gym-pusht", "pymunk<7", "imageio", "robosuite", "h5py"],
     },
     entry_points={"console_scripts": ["warpd = warpd_core.cli:main"]},
 )

@@ -27,22 +27,37 @@ def declared_parameters(executable: str) -> set[str]:
     return names
 
 
-def test_launch_file_declares_every_argument_and_uses_the_shared_graph():
-    src = (REPO / "launch" / "pusht_sim.launch.py").read_text()
+GRAPHS = {"pusht_sim": ("PUSHT_SIM_ARGS", "pusht_sim_graph"), "robosuite_sim": ("ROBOSUITE_SIM_ARGS", "robosuite_sim_graph")}
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_launch_file_declares_every_argument_and_uses_the_shared_graph(graph):
+    args_name, builder = GRAPHS[graph]
+    src = (REPO / "launch" / f"{graph}.launch.py").read_text()
     tree = ast.parse(src)
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "warpd_ros.graph_spec" for a in n.names}
-    assert {"PUSHT_SIM_ARGS", "pusht_sim_graph"} <= imported
-    assert "DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)" in src
-    assert "generate_launch_description" in src
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert {args_name, builder, "describe"} <= imported
+    assert f"describe({args_name}, {builder})" in src
+    util = (REPO / "warpd_ros" / "launch_util.py").read_text()
+    assert "DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)" in util
+    from warpd_ros.graph import GRAPHS as RUNNER_GRAPHS  # the runner serves the same graphs
+
+    assert RUNNER_GRAPHS[graph] == (getattr(graph_spec, args_name), getattr(graph_spec, builder))
     # every argument has a description a user can read in `ros2 launch -s`
-    assert all(a.description.strip() for a in graph_spec.PUSHT_SIM_ARGS)
+    assert all(a.description.strip() for a in getattr(graph_spec, args_name))
 
 
-@pytest.mark.parametrize("overrides", [{}, {"perturbation": "false"}, {"mode": "realtime", "horizon": "64"}])
-def test_every_node_parameter_is_declared_and_params_files_exist(overrides):
+@pytest.mark.parametrize("builder, overrides", [
+    (graph_spec.pusht_sim_graph, {}),
+    (graph_spec.pusht_sim_graph, {"perturbation": "false"}),
+    (graph_spec.pusht_sim_graph, {"mode": "realtime", "horizon": "64"}),
+    (graph_spec.robosuite_sim_graph, {"model": "/m", "task": "lift"}),
+    (graph_spec.robosuite_sim_graph, {"model": "/m", "task": "can", "mode": "realtime", "perturbation": "false"}),
+])
+def test_every_node_parameter_is_declared_and_params_files_exist(builder, overrides):
     cmake = (REPO / "CMakeLists.txt").read_text()
     installed = set(re.search(r"set\(WARPD_NODES ([^)]*)\)", cmake).group(1).split())
-    for spec in graph_spec.pusht_sim_graph(overrides):
+    for spec in builder(overrides):
         assert spec.executable in installed, f"{spec.executable} is not installed to lib/warpd_ros"
         declared = declared_parameters(spec.executable)
         unknown = set(spec.parameters) - declared

@@ -14,6 +14,8 @@ class DiagnosticsPublisher:
         self._hw = hardware_id
 
     def publish(self, level: int, message: str, values: dict) -> None:
+        if not self._node.context.ok():  # shutting down (SIGINT): nothing can be published
+            return
         st = DiagnosticStatus()
         st.level = level
         st.name = f"{self._node.get_name()}"

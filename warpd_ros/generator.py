@@ -8,6 +8,11 @@ one), so the executor keeps taking observations while a generation runs.
 
 ``lead_steps``: start this many control steps before the boundary (0 in lockstep). -1 picks
 it automatically from the measured generation latency and the observation rate.
+
+Managed (lifecycle) node: ``configure`` loads and validates the bundle, ``activate`` starts
+generating, ``deactivate`` stops, ``cleanup`` releases the model. ``autostart: true`` (the
+simulation graphs) runs configure + activate at start-up; on a robot bring it up with
+``ros2 lifecycle set /warpd_generator configure`` then ``activate``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.node import Node
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
 from warpd_core.runtime.generator import GenerationSchedule
 from warpd_ros import qos
@@ -35,37 +40,60 @@ class GeneratorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("warpd_generator", **kwargs)
         p = lambda *a: declare(self, *a)  # noqa: E731
-        bundle = p("bundle", "", "Model bundle directory (warpd export).")
-        backend = p("backend", "torch", "torch or onnx.")
-        device = p("device", "cpu", "torch device / onnxruntime provider selection: cpu or cuda.")
-        sampler = p("sampler", "", "ddpm or ddim ('' = the bundle's default).")
-        steps = p("steps", 0, "Denoising steps (0 = the bundle's default).")
-        seed = p("seed", 0, "Sampling seed.")
-        horizon = p("horizon", 0, "Action horizon in control steps (0 = the bundle's).")
-        self.lead_param = p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).")
-        self.task_id = p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).")
-        obs_qos = p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
-        diag_period = p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
-        self.extra_delay = p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, benchmarks).")
+        p("bundle", "", "Model bundle directory (warpd export).")
+        p("backend", "torch", "torch or onnx.")
+        p("device", "cpu", "torch device / onnxruntime provider selection: cpu or cuda.")
+        p("sampler", "", "ddpm or ddim ('' = the bundle's default).")
+        p("steps", 0, "Denoising steps (0 = the bundle's default).")
+        p("seed", 0, "Sampling seed.")
+        p("horizon", 0, "Action horizon in control steps (0 = the bundle's).")
+        p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).")
+        p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).")
+        p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
+        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, benchmarks).")
+        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
+        self.gen = None
+        self.active = False
+        self.generation = 0
+        self.late = 0
+        self._worker = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        try:
+            self._configure(g)
+        except Exception as e:  # a bad bundle or parameter: stay unconfigured, say why
+            self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
+            self.config_error = f"{type(e).__name__}: {e}"
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self, g) -> None:
+        bundle = g("bundle")
+        self.extra_delay = float(g("extra_latency"))
         if self.extra_delay < 0:
             raise ValueError(f"parameter extra_latency must be >= 0, got {self.extra_delay}")
         if not bundle:
             raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
-
         from warpd_core.export.bundle import load_generator  # heavy (torch); only this process
 
         t0 = time.perf_counter()
-        self.gen = load_generator(bundle, backend=backend, device=device, sampler=sampler or None,
-                                  steps=steps or None, seed=seed)
-        self.horizon = int(horizon) if horizon > 0 else int(self.gen.horizon)
-        lead = 0 if self.lead_param < 0 else int(self.lead_param)
+        self.gen = load_generator(bundle, backend=g("backend"), device=g("device"), sampler=g("sampler") or None,
+                                  steps=g("steps") or None, seed=g("seed"))
+        horizon = int(g("horizon"))
+        self.horizon = horizon if horizon > 0 else int(self.gen.horizon)
+        self.lead_param = int(g("lead_steps"))
+        self.task_id = int(g("task_id"))
+        lead = 0 if self.lead_param < 0 else self.lead_param
         self.schedule = GenerationSchedule(self.horizon, min(lead, self.horizon - 1))
         self.epoch = secrets.randbits(63)
         self.generation = 0
         self.pub = self.create_publisher(PolicyWeights, "policy_weights", qos.WEIGHTS)
-        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos))
+        self.sub = self.create_subscription(Observation, "observation", self.on_observation, qos.stream(g("obs_qos")))
         self.diag = DiagnosticsPublisher(self)
-        self.create_timer(diag_period, self.publish_diagnostics)
+        self.diag_timer = self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics)
         self.latency = LatencyWindow(2000)
         self.late = 0  # generations published after their boundary step had been observed
         self._obs_period = LatencyWindow(200)
@@ -77,12 +105,36 @@ class GeneratorNode(Node):
         self._worker = threading.Thread(target=self._run, name="warpd-generator", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"generator ready: model {self.gen.model_id} policy {self.gen.spec.layer_sizes} "
-            f"horizon {self.horizon} lead {self.schedule.lead} backend {backend} "
+            f"generator configured: model {self.gen.model_id} policy {self.gen.spec.layer_sizes} "
+            f"horizon {self.horizon} lead {self.schedule.lead} backend {g('backend')} "
             f"(loaded in {time.perf_counter() - t0:.2f} s)"
         )
 
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        self.get_logger().info("generator active")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.shutdown()
+        for attr in ("sub", "pub", "diag_timer"):
+            obj = getattr(self, attr, None)
+            if obj is not None:
+                {"sub": self.destroy_subscription, "pub": self.destroy_publisher, "diag_timer": self.destroy_timer}[attr](obj)
+        self.gen = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.shutdown()
+        return TransitionCallbackReturn.SUCCESS
+
     def on_observation(self, msg: Observation) -> None:
+        if not self.active:
+            return
         now = time.perf_counter()
         if self._last_obs_t is not None and not msg.reset:
             self._obs_period.add(now - self._last_obs_t)
@@ -163,19 +215,30 @@ class GeneratorNode(Node):
         self.diag.publish(level, text, values)
 
     def shutdown(self) -> None:
+        if self._worker is None:
+            return
         with self._cv:
             self._stop = True
             self._cv.notify()
+        self._worker = None
 
 
 def main(args=None) -> int:
     rclpy.init(args=args)
     try:
         node = GeneratorNode()
-    except Exception as e:  # configuration and bundle errors: one line, non-zero exit
+    except Exception as e:  # parameter errors: one line, non-zero exit
         print(f"warpd_generator: {type(e).__name__}: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    if node.autostart:
+        node.trigger_configure()
+        if node.gen is None:  # configure failed: one line, non-zero exit
+            print(f"warpd_generator: {getattr(node, 'config_error', 'configure failed')}", file=sys.stderr)
+            node.destroy_node()
+            rclpy.try_shutdown()
+            return 2
+        node.trigger_activate()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:

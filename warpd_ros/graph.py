@@ -30,7 +30,11 @@ from warpd_ros import graph_spec, qos
 from warpd_ros.diagnostics import parse
 from warpd_ros.msg import EpisodeResult
 
-GRAPHS = {"pusht_sim": (graph_spec.PUSHT_SIM_ARGS, graph_spec.pusht_sim_graph)}
+GRAPHS = {
+    "pusht_sim": (graph_spec.PUSHT_SIM_ARGS, graph_spec.pusht_sim_graph),
+    "robosuite_sim": (graph_spec.ROBOSUITE_SIM_ARGS, graph_spec.robosuite_sim_graph),
+}
+SIM_EXECUTABLES = ("pusht_sim", "robosuite_sim")
 
 
 def _ros_value(v) -> str:
@@ -93,7 +97,7 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
             out = open(logs / f"{s.name}.log", "w") if logs else None
             procs.append((s, subprocess.Popen(node_command(s), stdout=out, stderr=subprocess.STDOUT if out else None,
                                               start_new_session=True)))
-        sim = next(p for s, p in procs if s.executable == "pusht_sim")
+        sim = next(p for s, p in procs if s.executable in SIM_EXECUTABLES)
         deadline = time.monotonic() + timeout
         while sim.poll() is None:
             rclpy.spin_once(mon.node, timeout_sec=0.1)

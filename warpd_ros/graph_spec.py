@@ -127,3 +127,58 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
         for n in nodes:
             n.extra_params_files.append(a["params_file"])
     return nodes
+
+
+ROBOSUITE_SIM_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("task", "lift", "robosuite task: lift or can (Panda, OSC_POSE, 20 Hz)."),
+    LaunchArg("model", "", "Model bundle directory for the generator (required: no robosuite model ships)."),
+    LaunchArg("horizon", "0", "Action horizon in control steps (0 = the model's own)."),
+    LaunchArg("mode", "lockstep", "lockstep (sim waits for every action) or realtime (sim steps at rate_hz)."),
+    LaunchArg("rate_hz", "20.0", "Simulation/control rate in realtime mode."),
+    LaunchArg("action_source", "warpd", "warpd: the controller's Action topic; commands: Float64MultiArray on command_topic."),
+    LaunchArg("command_topic", "/forward_command_controller/commands", "Command topic for action_source=commands."),
+    LaunchArg("perturbation", "true", "Run an end-effector perturbation node (true/false)."),
+    LaunchArg("perturbation_package", "warpd_ros", "Package of the perturbation node (swap in your own)."),
+    LaunchArg("perturbation_executable", "ee_perturbation", "Executable of the perturbation node (swap in your own)."),
+    LaunchArg("probability", "0.1", "Perturbation: probability per control step."),
+    LaunchArg("translation", "0.05", "Perturbation: end-effector translation in metres."),
+    LaunchArg("rotation", "0.0", "Perturbation: end-effector rotation in radians."),
+    LaunchArg("episodes", "3", "Episodes the simulation runs before it exits (0 = forever)."),
+    LaunchArg("seed", "0", "Seed of the first episode (episode k uses seed + k) and of the generator."),
+    LaunchArg("max_steps", "400", "Maximum steps per episode."),
+    LaunchArg("params_file", "", "Extra params file applied to every node after the package's own ('' = none)."),
+)
+
+
+def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
+    """generator + controller + robosuite_sim (+ end-effector perturbation)."""
+    a = resolve_args(args, ROBOSUITE_SIM_ARGS)
+    if a["task"] not in ("lift", "can"):
+        raise ValueError(f"task must be lift or can, got {a['task']!r}")
+    if a["mode"] not in ("lockstep", "realtime"):
+        raise ValueError(f"mode must be lockstep or realtime, got {a['mode']!r}")
+    if not a["model"]:
+        raise ValueError("model:= is required for the robosuite graph (train one: see README)")
+    lockstep = a["mode"] == "lockstep"
+    perturb = _bool(a["perturbation"])
+    horizon, seed = int(a["horizon"]), int(a["seed"])
+    qos = "reliable" if lockstep else "sensor"
+    nodes = [
+        NodeSpec("generator", "warpd_generator", "config/robosuite_generator.yaml",
+                 {"bundle": a["model"], "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos}),
+        NodeSpec("controller", "warpd_controller", f"config/robosuite_{a['task']}_controller.yaml",
+                 {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon)}),
+        NodeSpec("robosuite_sim", "robosuite_sim", "config/robosuite_sim.yaml",
+                 {"task": a["task"], "mode": a["mode"], "rate_hz": float(a["rate_hz"]), "episodes": int(a["episodes"]),
+                  "seed": seed, "max_steps": int(a["max_steps"]), "action_source": a["action_source"],
+                  "command_topic": a["command_topic"], "wait_for_perturbation": perturb and lockstep, "obs_qos": qos}),
+    ]
+    if perturb:
+        nodes.append(NodeSpec(a["perturbation_executable"], "ee_perturbation", "config/robosuite_ee_perturbation.yaml",
+                              {"probability": float(a["probability"]), "translation": float(a["translation"]),
+                               "rotation": float(a["rotation"]), "seed": seed + 7919},
+                              package=a["perturbation_package"]))
+    if a["params_file"]:
+        for n in nodes:
+            n.extra_params_files.append(a["params_file"])
+    return nodes

@@ -171,9 +171,14 @@ class MLPPolicy:
 
     ``act(obs)`` writes into and returns an internal buffer: copy it if you keep it.
     Weights are copied in at construction (the flat vector may be reused by the caller).
+
+    ``act`` allocates nothing (measured with tracemalloc by ``warpd bench controller``):
+    ``np.dot(W, x, out=...)`` calls BLAS directly where ``np.matmul(..., out=...)`` builds a
+    gufunc iterator on every call, and ReLU compares against a preallocated zero vector
+    because a Python scalar operand is converted to a fresh 0-d array each time.
     """
 
-    __slots__ = ("spec", "flat", "_layers", "_bufs", "_in")
+    __slots__ = ("spec", "flat", "_layers", "_bufs", "_in", "_plan")
 
     def __init__(self, spec: PolicySpec, flat: np.ndarray):
         self.spec = spec
@@ -182,18 +187,26 @@ class MLPPolicy:
         self._layers = spec.unflatten(self.flat)
         self._in = np.zeros(spec.in_dim, dtype=np.float32)
         self._bufs = [np.zeros(o, dtype=np.float32) for o in spec.layer_sizes[1:]]
+        last = len(self._layers) - 1
+        # (W, b, out buffer, zeros for ReLU or None, apply the activation?) per layer
+        relu = spec.activation == "relu"
+        self._plan = tuple(
+            (w, b, out, np.zeros_like(out) if relu else None, i != last)
+            for i, ((w, b), out) in enumerate(zip(self._layers, self._bufs))
+        )
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """obs (in_dim,) -> action (out_dim,) float32, in an internal buffer."""
         np.copyto(self._in, obs, casting="unsafe")
         x = self._in
-        last = len(self._layers) - 1
-        for i, (w, b) in enumerate(self._layers):
-            out = self._bufs[i]
-            np.matmul(w, x, out=out)
+        for w, b, out, zeros, hidden in self._plan:
+            np.dot(w, x, out=out)
             out += b
-            if i != last:
-                _apply_activation(self.spec.activation, out)
+            if hidden:
+                if zeros is not None:
+                    np.maximum(out, zeros, out=out)
+                else:
+                    _apply_activation(self.spec.activation, out)
             x = out
         return x
 

@@ -117,6 +117,17 @@ class PolicyCandidate:
     task_id: int = -1
 
 
+def _all_finite(x: np.ndarray, zeros: np.ndarray) -> bool:
+    """Every entry of ``x`` is finite, for a short vector on the hot path.
+
+    ``x . 0`` is 0 when all entries are finite and nan as soon as one is inf or nan
+    (inf * 0 = nan); the products are all zero, so nothing can overflow. Same answer as
+    ``np.all(np.isfinite(x))`` at a quarter of the cost: a reduction builds an iterator on
+    every call, and the controller checks twice per step (``warpd bench controller``).
+    """
+    return bool(np.dot(x, zeros) == 0.0)
+
+
 @dataclass
 class StepOutput:
     action: np.ndarray  # (act_dim,) float64, view of an internal buffer
@@ -152,6 +163,8 @@ class ControllerCore:
         self._last_sent: Optional[np.ndarray] = None
         self._last_valid: Optional[np.ndarray] = None
         self._obs = np.zeros(cfg.obs_dim, dtype=np.float32)
+        self._zeros_obs = np.zeros(cfg.obs_dim)  # for _all_finite
+        self._zeros_act = np.zeros(cfg.act_dim, dtype=np.float32)
         # counters (reported in diagnostics and by the graph runner)
         self.steps = 0
         self.safe_steps = 0
@@ -271,7 +284,9 @@ class ControllerCore:
         cfg = self.cfg
         if obs.shape != (cfg.obs_dim,):
             return f"observation has shape {obs.shape}, expected ({cfg.obs_dim},)"
-        if not np.all(np.isfinite(obs)):
+        if obs.dtype.kind not in "biuf":  # strings/objects would raise below, complex would lose its imaginary part
+            return f"observation has dtype {obs.dtype}, expected a real number type"
+        if not _all_finite(obs, self._zeros_obs):
             return "non-finite observation"
         if cfg.olow is not None and np.any(obs < cfg.olow):
             return "observation below obs_low"
@@ -309,14 +324,16 @@ class ControllerCore:
         np.copyto(self._obs, obs, casting="unsafe")
         y = a.policy.act(self._obs)
         a.age += 1
-        if not np.all(np.isfinite(y)):
+        if not _all_finite(y, self._zeros_act):
             a.failures += 1
             if a.failures >= self.cfg.max_policy_failures:
                 self._active = None
                 self.rejected["nonfinite_output"] = self.rejected.get("nonfinite_output", 0) + 1
             return self._safe("policy produced a non-finite action")
         a.failures = 0
-        np.clip(y, self.cfg.low, self.cfg.high, out=self._action)
+        # clamp; maximum + minimum instead of np.clip, whose wrapper costs ~2 us per call
+        np.maximum(y, self.cfg.low, out=self._action)
+        np.minimum(self._action, self.cfg.high, out=self._action)
         if self._last_valid is None:
             self._last_valid = np.empty(self.cfg.act_dim)
         np.copyto(self._last_valid, self._action)
