@@ -1,0 +1,55 @@
+"""``warpd export`` (trained checkpoints -> bundle) and ``warpd export init`` (fresh weights)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="write a runtime bundle (bundle.json + safetensors [+ ONNX])",
+                              description="warpd export --vae DIR --diffusion DIR --out BUNDLE_DIR, "
+                                          "or: warpd export init --obs-dim N --act-dim M --out BUNDLE_DIR")
+    p.add_argument("mode", nargs="?", choices=["init"], help="'init': a bundle with freshly initialised weights")
+    p.add_argument("--vae", help="trained VAE directory")
+    p.add_argument("--diffusion", help="trained diffusion directory")
+    p.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+    p.add_argument("--onnx", action="store_true", help="also export onnx/denoiser.onnx and onnx/hypernet.onnx")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="dtype of the stored weights")
+    g = p.add_argument_group("init")
+    g.add_argument("--obs-dim", type=int)
+    g.add_argument("--act-dim", type=int)
+    g.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    g.add_argument("--activation", default="relu")
+    g.add_argument("--horizon", type=int, default=16)
+    g.add_argument("--decoder", default="xs", choices=["xs", "s", "m", "l"])
+    g.add_argument("--unet", default="s", choices=["xs", "s", "m", "l", "xl"])
+    g.add_argument("--latent-dim", type=int, default=256)
+    g.add_argument("--latent-shape", type=int, nargs=2, default=[16, 16])
+    g.add_argument("--condition", default="state", choices=["state", "task", "state+task", "none"])
+    g.add_argument("--n-tasks", type=int, default=0)
+    g.add_argument("--obs-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="raw obs range mapped to [-1, 1]")
+    g.add_argument("--act-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="raw action range mapped to [-1, 1]")
+    g.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    g.add_argument("--sampler-steps", type=int, default=10)
+    g.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from warpd_core.export.writer import export_from_checkpoints, export_init
+
+    if args.mode == "init":
+        if args.obs_dim is None or args.act_dim is None:
+            raise ValueError("export init: --obs-dim and --act-dim are required")
+        meta = export_init(args.out, args.obs_dim, args.act_dim, args.hidden, args.horizon, args.decoder, args.unet,
+                           args.latent_dim, tuple(args.latent_shape), args.condition, args.n_tasks, args.seed,
+                           args.onnx, args.dtype, args.obs_range, args.act_range, args.activation, args.sampler,
+                           args.sampler_steps)
+    else:
+        if not args.vae or not args.diffusion:
+            raise ValueError("export: --vae and --diffusion are required (or use 'warpd export init')")
+        meta = export_from_checkpoints(args.vae, args.diffusion, args.out, args.onnx, args.dtype)
+    spec = meta["policy_spec"]
+    print(f"bundle {meta['model_id']} -> {args.out}: policy {spec['in_dim']}->{spec['hidden']}->{spec['out_dim']}, "
+          f"horizon {meta['horizon']}, condition {meta['condition']}, files {sorted(meta['files'])}")
+    return 0

@@ -1,0 +1,95 @@
+"""``warpd train vae|diffusion``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML training config (config/train/*.yaml)")
+    p.add_argument("--out", help="output directory (default: runs/<stage>/<config name>)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.{json,safetensors}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set dataset.path=data.zarr (repeatable)")
+    p.add_argument("--max-epochs-this-run", type=int, default=None,
+                   help="stop after this many epochs (a checkpoint is written; --resume continues)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train the VAE + world model (stage 1) or the latent diffusion (stage 2)")
+    sub = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    vae = sub.add_parser("vae", help="stage 1: encoder + hypernetwork decoder + world model (paper eq. 5)")
+    _common(vae)
+    vae.set_defaults(func=run_vae)
+    dif = sub.add_parser("diffusion", help="stage 2: latent diffusion on a trained VAE's latents")
+    _common(dif)
+    dif.add_argument("--vae", required=True, help="directory of the trained VAE (output of 'warpd train vae')")
+    dif.set_defaults(func=run_diffusion)
+
+
+def _out(args, stage: str) -> str:
+    if args.out:
+        return args.out
+    return os.path.join("runs", stage, os.path.splitext(os.path.basename(args.config))[0])
+
+
+def _write_config(out: str, cfg) -> None:
+    import yaml
+
+    from warpd_core.config import config_to_dict
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+
+
+def _threads(args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def run_vae(args) -> int:
+    from warpd_core.config import VAETrainConfig, load_config
+    from warpd_core.train.vae_trainer import VAETrainer
+
+    cfg = load_config(VAETrainConfig, args.config, args.set)
+    _threads(args)
+    out = _out(args, "vae")
+    t0 = time.perf_counter()
+    trainer = VAETrainer(cfg, out, resume=args.resume, device=args.device, show_progress=not args.no_progress)
+    if trainer.dist.is_main:
+        _write_config(out, cfg)
+    metrics = trainer.train(args.max_epochs_this_run)
+    if trainer.dist.is_main:
+        print(f"vae: {trainer.epoch}/{cfg.epochs} epochs, {trainer.step} steps, {time.perf_counter() - t0:.1f} s -> {out}")
+        if metrics:
+            print("last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def run_diffusion(args) -> int:
+    from warpd_core.config import DiffusionTrainConfig, load_config
+    from warpd_core.train.diffusion_trainer import DiffusionTrainer
+
+    cfg = load_config(DiffusionTrainConfig, args.config, args.set)
+    _threads(args)
+    out = _out(args, "diffusion")
+    t0 = time.perf_counter()
+    trainer = DiffusionTrainer(cfg, out, args.vae, resume=args.resume, device=args.device,
+                               show_progress=not args.no_progress)
+    if trainer.dist.is_main:
+        _write_config(out, cfg)
+    metrics = trainer.train(args.max_epochs_this_run)
+    if trainer.dist.is_main:
+        print(f"diffusion: {trainer.epoch}/{cfg.epochs} epochs, {trainer.step} steps, {time.perf_counter() - t0:.1f} s -> {out}")
+        if metrics:
+            print("last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0

@@ -1,0 +1,154 @@
+"""Stage 2: latent diffusion over the trained VAE's latents.
+
+Training data: every snippet of the dataset is encoded once with the frozen VAE encoder; the
+target latent is the posterior mean ``mu`` (with beta_KL ~ 1e-10 the posterior is nearly a
+point, and mu is what decodes to the snippet's policy -- our choice). Condition: the
+snippet's first state, normalised with the VAE's state normaliser, and/or its task id.
+Latents are min-max normalised to [-1, 1] per dimension (stored in the denoiser) and viewed
+as (T, C) = ``latent_shape``. Epsilon-prediction MSE with ``diffusers.DDPMScheduler``
+(100 steps, squaredcos_cap_v2), AdamW with linear warm-up then cosine decay (Diffusion
+Policy's recipe), EMA of the weights (power 0.75) used for sampling and export.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from warpd_core.config import DiffusionTrainConfig, config_from_dict
+from warpd_core.data import EpisodeDataset
+from warpd_core.models.denoiser import LatentDenoiser
+from warpd_core.train.base import Trainer
+from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
+from warpd_core.train.data import build_dataset
+from warpd_core.train.ema import EMA
+from warpd_core.train.vae_trainer import load_vae
+
+
+@torch.no_grad()
+def encode_dataset(vae, ds: EpisodeDataset, horizon: int, stride: int = 1, batch: int = 1024) -> dict[str, np.ndarray]:
+    """mu (K, latent_dim), normalised first states (K, S), task ids (K,) for every snippet."""
+    index = ds.snippet_starts(horizon, stride)
+    mus, conds, tasks = [], [], []
+    for b0 in range(0, len(index), batch):
+        g = ds.gather_snippets(index[b0 : b0 + batch], horizon)
+        s, a = torch.from_numpy(g["states"]), torch.from_numpy(g["actions"])
+        mu, _ = vae.encode(s, a)
+        mus.append(mu.numpy())
+        conds.append(vae.state_norm.normalize(s[:, 0]).numpy())
+        tasks.append(g["task_ids"])
+    return {"latents": np.concatenate(mus), "states_n": np.concatenate(conds), "task_ids": np.concatenate(tasks)}
+
+
+def build_denoiser(cfg: DiffusionTrainConfig, latent_dim: int, state_dim: int, n_tasks: int) -> LatentDenoiser:
+    return LatentDenoiser(latent_dim, tuple(cfg.latent_shape), cfg.condition, state_dim, n_tasks,
+                          cfg.task_embed_dim, cfg.unet_size, cfg.kernel_size, cfg.n_groups)
+
+
+def make_noise_scheduler(cfg: DiffusionTrainConfig):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                         clip_sample=True, prediction_type="epsilon")
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up then cosine decay to 0 (diffusers' get_cosine_schedule_with_warmup)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+class DiffusionTrainer(Trainer):
+    stage = "diffusion"
+
+    def __init__(self, cfg: DiffusionTrainConfig, out_dir: str, vae_dir: str, dataset: EpisodeDataset | None = None,
+                 latents: dict[str, np.ndarray] | None = None, resume: bool = False, device: str | None = None,
+                 show_progress: bool = True):
+        """``latents`` (keys latents, states_n, task_ids) skips the VAE and dataset: used by tests
+        that train the diffusion model on latents directly (then ``vae_dir`` may be None)."""
+        super().__init__(cfg, out_dir, device, show_progress)
+        self.vae_dir = vae_dir
+        if latents is None:
+            vae, _, vae_cfg, _ = load_vae(vae_dir)
+            ds = dataset if dataset is not None else build_dataset(cfg.dataset or vae_cfg.dataset)
+            latents = encode_dataset(vae, ds, vae_cfg.horizon, vae_cfg.snippet_stride)
+        self.data = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in latents.items()}
+        latent_dim = self.data["latents"].shape[1]
+        state_dim = self.data["states_n"].shape[1]
+        self.n_tasks = 0
+        if "task" in cfg.condition:
+            self.n_tasks = cfg.n_tasks or int(self.data["task_ids"].max()) + 1
+        torch.manual_seed(cfg.seed)
+        self.model = build_denoiser(cfg, latent_dim, state_dim, self.n_tasks)
+        self.model.latent_norm.fit(latents["latents"])
+        self.model.to(self.device)
+        self.ema = EMA(self.model, cfg.ema_power, cfg.ema_max_decay)
+        self.scheduler = make_noise_scheduler(cfg)
+        self.modules = {"denoiser": self.model, "ema": self.ema.model}
+        self.optimizers = {"denoiser": torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+        self.steps_per_epoch = math.ceil(len(self.data["latents"]) / cfg.batch_size)
+        if resume:
+            self.load()
+            self.ema.optimization_step = self.step
+        self.run_model = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.run_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def extra_meta(self) -> dict:
+        m = self.model
+        return {"latent_dim": m.latent_dim, "state_dim": int(self.data["states_n"].shape[1]), "n_tasks": self.n_tasks,
+                "vae_dir": os.path.abspath(self.vae_dir) if self.vae_dir else None}
+
+    def loss(self, rows: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        B = rows.shape[0]
+        x0 = m.latent_norm.normalize(self.data["latents"][rows].to(self.device)).view(B, *m.latent_shape)
+        noise = torch.randn(x0.shape, generator=self.gen).to(self.device)
+        t = torch.randint(0, self.cfg.num_train_timesteps, (B,), generator=self.gen).to(self.device)
+        xt = self.scheduler.add_noise(x0, noise, t)
+        state = self.data["states_n"][rows].to(self.device) if m.uses_state else None
+        task = self.data["task_ids"][rows].to(self.device) if m.uses_task else None
+        return F.mse_loss(self.run_model(xt, t, state, task), noise)
+
+    def run_epoch(self) -> dict:
+        cfg = self.cfg
+        n = len(self.data["latents"])
+        perm = torch.from_numpy(self.np_rng.permutation(n))
+        if self.dist.enabled:
+            perm = perm[: n // self.dist.world_size * self.dist.world_size][self.dist.rank :: self.dist.world_size]
+        starts = range(0, len(perm), cfg.batch_size)
+        opt = self.optimizers["denoiser"]
+        total_steps = cfg.epochs * self.steps_per_epoch
+        self.model.train()
+        acc = 0.0
+        for b0 in self.progress(starts, len(starts), f"diffusion epoch {self.epoch + 1}/{cfg.epochs}"):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(self.step, cfg.lr_warmup_steps, total_steps)
+            loss = self.loss(perm[b0 : b0 + cfg.batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.ema.update(self.model)
+            self.step += 1
+            acc += float(loss.detach())
+        return {"loss": acc / max(1, len(starts)), "lr": opt.param_groups[0]["lr"]}
+
+
+def load_diffusion(directory: str, name: str = "last", ema: bool = True) -> tuple[LatentDenoiser, DiffusionTrainConfig, dict]:
+    """Rebuild the denoiser (EMA weights by default) from a diffusion checkpoint."""
+    tensors, meta = load_checkpoint(directory, name)
+    path = os.path.join(os.fspath(directory), f"{name}.json")
+    if meta.get("stage") != "diffusion":
+        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected 'diffusion'")
+    cfg = config_from_dict(DiffusionTrainConfig, meta["config"], path)
+    model = build_denoiser(cfg, int(meta["latent_dim"]), int(meta["state_dim"]), int(meta["n_tasks"]))
+    load_unique_state_dict(model, unprefixed("model.ema" if ema else "model.denoiser", tensors), path)
+    return model.eval(), cfg, meta
