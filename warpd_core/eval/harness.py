@@ -117,7 +117,7 @@ class PolicyGeneratorLike(Protocol):
 def reseed_generator(generator: Any, seed: int) -> None:
     """Restart the generator's noise stream at ``seed``.
 
-    Uses ``generator.reseed(seed)`` when it exists; otherwise replaces the ``_rng``
+    Uses ``generator.reseed(seed)`` (PolicyGenerator has it); otherwise replaces the ``_rng``
     (``numpy.random.Generator``) that ``PolicyGenerator`` draws its diffusion noise from.
     """
     if callable(getattr(generator, "reseed", None)):

@@ -172,6 +172,10 @@ class PolicyGenerator:
             raise FloatingPointError(f"model {self.model_id}: generated non-finite policy weights")
         return out
 
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling noise from ``seed`` (evaluation repeats)."""
+        self._rng = np.random.default_rng(int(seed))
+
     def generate(self, obs: np.ndarray, task_id: np.ndarray | None = None) -> np.ndarray:
         """obs (B, obs_dim) float32 raw -> flat weights (B, spec.n_weights) float32, normalisation folded in, finite."""
         return self.decode(self.sample_latents(obs, task_id))
