@@ -17,6 +17,11 @@ def declared_parameters(executable: str) -> set[str]:
     """Names passed to declare()/p() in warpd_ros/<executable>.py."""
     tree = ast.parse((REPO / "warpd_ros" / f"{executable}.py").read_text())
     names = set()
+    # parameters declared from a module-level table of (name, default, description) rows
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "").endswith("_PARAMS") for t in node.targets):
+            for row in node.value.elts:
+                names.add(row.elts[0].value)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             fn = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")

@@ -1,14 +1,28 @@
 """Controller node: executes the current generated MLP on every observation.
 
-Subscribes ``observation`` (warpd_ros/Observation) and ``policy_weights``
-(warpd_ros/PolicyWeights, reliable + transient local); publishes ``action``
-(warpd_ros/Action) and ``/diagnostics``. All decisions (validation, hot swap at the horizon
-boundary, max policy age, safe action, clamping) are made by
-:class:`warpd_core.runtime.ControllerCore`; this node only moves messages.
+Two ways in and out, chosen by parameters:
 
-Modes: ``realtime`` acts on every observation at once; ``lockstep`` holds an observation
-that arrives at a horizon boundary until the next policy is there (at most
-``lockstep_policy_timeout`` seconds), so lockstep runs do not depend on timing.
+* simulation (``inputs: []``): subscribes ``observation`` (warpd_ros/Observation), publishes
+  ``action`` (warpd_ros/Action) answering each observation's ``seq``;
+* hardware (``inputs: [a, b, ...]``): assembles the observation from standard messages
+  (:mod:`warpd_ros.adapters`: JointState, PoseStamped, Odometry, Float64MultiArray), acts on
+  every message of the first input, publishes the command on ``output.topic``
+  (Float64MultiArray / Twist / JointTrajectory / PoseStamped) after per-dimension limits and a
+  rate limit, and republishes the assembled observation on ``observation`` for the generator.
+
+Always: ``policy_weights`` (warpd_ros/PolicyWeights, reliable + transient local) in,
+``/diagnostics`` out. Every decision (validation, hot swap at the horizon boundary, max policy
+age, safe action, clamping) is made by :class:`warpd_core.runtime.ControllerCore`; this node
+only moves messages.
+
+Modes: ``realtime`` acts on every observation at once; ``lockstep`` holds an observation that
+arrives at a horizon boundary until the next policy is there (at most
+``lockstep_policy_timeout`` seconds), so lockstep runs do not depend on timing. In realtime
+mode, no observation for ``obs_timeout`` seconds sends the safe action and reports ERROR.
+
+Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` starts
+acting, ``deactivate`` publishes the safe action once and stops commanding, ``cleanup``
+releases. ``autostart: true`` configures and activates at start-up.
 
 This module must never import torch (tested): the controller's process stays small and the
 GIL is never held by a diffusion step.
@@ -17,15 +31,19 @@ GIL is never held by a diffusion step.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 
 import numpy as np
 import rclpy
-from rclpy.node import Node
+import rclpy.exceptions
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
+from warpd_core.runtime.command_limits import CommandLimiter
 from warpd_core.runtime.controller import SOURCE_SAFE, ControllerConfig, ControllerCore
 from warpd_ros import qos
+from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class
 from warpd_ros.conversions import candidate_from_msg
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Action, Observation, PolicyWeights
@@ -34,57 +52,183 @@ from warpd_ros.stats import LatencyWindow
 
 EXECUTORS = ("events", "single")
 
+_CORE_PARAMS = (
+    # name, default, description -- one ControllerConfig field each
+    ("obs_dim", 5, "Observation size."),
+    ("act_dim", 2, "Action size."),
+    ("action_low", [0.0], "Per-dimension lower action bound (1 entry broadcasts)."),
+    ("action_high", [512.0], "Per-dimension upper action bound (1 entry broadcasts)."),
+    ("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed."),
+    ("safe_action", [], "Action for safe_mode=fixed."),
+    ("max_policy_age", 64, "Control steps a policy may run before the safe action takes over."),
+    ("expected_model_id", "", "Accept only policies of this model id ('' = any)."),
+    ("max_weights", 4_000_000, "Reject policies with more weights than this."),
+    ("obs_low", [], "Optional per-dimension lower observation bound."),
+    ("obs_high", [], "Optional per-dimension upper observation bound."),
+    ("max_policy_failures", 3, "Consecutive non-finite outputs before a policy is dropped."),
+)
+
 
 class ControllerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("warpd_controller", **kwargs)
         p = lambda *a: declare(self, *a)  # noqa: E731
-        cfg = ControllerConfig(
-            obs_dim=p("obs_dim", 5, "Observation size."),
-            act_dim=p("act_dim", 2, "Action size."),
-            action_low=p("action_low", [0.0], "Per-dimension lower action bound (1 entry broadcasts)."),
-            action_high=p("action_high", [512.0], "Per-dimension upper action bound (1 entry broadcasts)."),
-            safe_mode=p("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed."),
-            safe_action=p("safe_action", [], "Action for safe_mode=fixed."),
-            max_policy_age=p("max_policy_age", 64, "Control steps a policy may run before the safe action takes over."),
-            expected_model_id=p("expected_model_id", "", "Accept only policies of this model id ('' = any)."),
-            max_weights=p("max_weights", 4_000_000, "Reject policies with more weights than this."),
-            obs_low=p("obs_low", [], "Optional per-dimension lower observation bound."),
-            obs_high=p("obs_high", [], "Optional per-dimension upper observation bound."),
-            max_policy_failures=p("max_policy_failures", 3, "Consecutive non-finite outputs before a policy is dropped."),
-        )
-        self.mode = p("mode", "lockstep", "lockstep or realtime.")
-        if self.mode not in ("lockstep", "realtime"):
-            raise ValueError(f"parameter mode must be lockstep or realtime, got {self.mode!r}")
-        self.policy_timeout = p("lockstep_policy_timeout", 5.0, "Lockstep: seconds to wait for the next policy.")
-        obs_qos = p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor (best effort).")
-        diag_period = p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        for name, default, desc in _CORE_PARAMS:
+            p(name, default, desc)
+        p("mode", "lockstep", "lockstep or realtime.")
+        p("lockstep_policy_timeout", 5.0, "Lockstep: seconds to wait for the next policy.")
+        p("obs_timeout", 1.0, "Realtime: seconds without an observation before the safe action (0 = off).")
+        p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor (best effort).")
+        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        p("inputs", [""], "Hardware observation inputs, in concatenation order ([''] / [] = the warpd Observation topic).")
+        p("output.topic", "", "Hardware command topic ('' = the warpd Action topic 'action').")
+        p("output.type", "std_msgs/Float64MultiArray", "Command message type: Float64MultiArray | Twist | JointTrajectory | PoseStamped.")
+        p("output.joints", [""], "JointTrajectory joint names.")
+        p("output.frame_id", "", "Header frame_id of the command (PoseStamped / JointTrajectory).")
+        p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).")
+        p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).")
         # Process-level real-time options, applied by main() (see apply_realtime_options).
-        self.executor_kind = p("executor", "single", "single (SingleThreadedExecutor) or events (rclpy.experimental.EventsExecutor: lower latency, experimental in rclpy).")
+        self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
         if self.executor_kind not in EXECUTORS:
             raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
         self.cpu_affinity = p("cpu_affinity", "", "CPUs to pin this process's threads to, e.g. '1' or '0,1' ('' = off).")
         self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the executor thread (0 = off; needs CAP_SYS_NICE).")
+        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
+        self.core = None
+        self.active = False
+        self.config_error = ""
+        self._handles: list = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _param(self, name: str):
+        try:
+            v = self.get_parameter(name).value
+        except rclpy.exceptions.ParameterUninitializedException:
+            return []  # an empty array parameter nobody set
+        return list(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else v
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as e:  # bad parameter or adapter: stay unconfigured, say which
+            self.config_error = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            self.get_logger().error(f"configure failed: {e}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        g = self._param
+        cfg = ControllerConfig(**{name: g(name) for name, _, _ in _CORE_PARAMS})
+        self.mode = g("mode")
+        if self.mode not in ("lockstep", "realtime"):
+            raise ValueError(f"parameter mode must be lockstep or realtime, got {self.mode!r}")
+        self.policy_timeout = float(g("lockstep_policy_timeout"))
+        self.obs_timeout = float(g("obs_timeout"))
+        self.period = float(g("control_period"))
+        if self.period <= 0:
+            raise ValueError(f"parameter control_period must be positive, got {self.period}")
+        stream = qos.stream(g("obs_qos"))
         self.core = ControllerCore(cfg)
-        self.pub = self.create_publisher(Action, "action", qos.stream(obs_qos))
-        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos))
-        self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS)
-        self.diag = DiagnosticsPublisher(self)
-        self.create_timer(diag_period, self.publish_diagnostics)
         self.latency = LatencyWindow()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
-        self._held: tuple[Observation, float] | None = None  # lockstep: obs waiting for a policy
-        self._acted: tuple | None = None  # (sim_epoch, episode, seq) of the last answered observation
+        self._held = None  # lockstep: (Observation, t_recv) waiting for a policy
+        self._acted = None  # (sim_epoch, episode, seq) of the last answered observation
         self._episode_key = None
-        self._action_msg = Action()
+        self._last_obs_t = time.monotonic()
+        self._timed_out = False
         self._t_start = time.monotonic()
         self._last_reason = ""
         self._last_log = 0.0
-        self.create_timer(0.05, self._check_held_timeout)
+        self._stale_input = ""
+        self._last_cmd = None  # hardware: the last command published (what `hold` repeats)
+        inputs = [n for n in g("inputs") if n]
+        self.hardware = bool(inputs)
+        h = self._handles
+        h.append(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS))
+        if self.hardware:
+            specs = [self._input_spec(n) for n in inputs]
+            self.assembler = ObservationAssembler(specs)
+            if self.assembler.dim != cfg.obs_dim:
+                raise ValueError(f"inputs {inputs} give {self.assembler.dim} values, obs_dim is {cfg.obs_dim}")
+            out_topic = g("output.topic") or "action"
+            self.output = OutputAdapter(OutputSpec(out_topic, g("output.type"), [j for j in g("output.joints") if j],
+                                                   g("output.frame_id")), cfg.act_dim, self.period)
+            rate = g("command_rate_limit")
+            self.limiter = CommandLimiter(cfg.low, cfg.high, rate if rate else None, dim=cfg.act_dim)
+            self.pub = self.create_publisher(self.output.msg_type, out_topic, qos.COMMANDS)
+            self.pub_obs = self.create_publisher(Observation, "observation", stream)
+            h.append(self.pub_obs)
+            self._obs_msg = Observation()
+            self._obs_msg.sim_epoch = secrets.randbits(63)
+            self._seq = 0
+            for i, a in enumerate(self.assembler.adapters):
+                cb = (lambda m, a=a: self.on_input(a, m, trigger=True)) if i == 0 else (lambda m, a=a: self.on_input(a, m))
+                h.append(self.create_subscription(message_class(a.spec.type), a.spec.topic, cb, stream))
+        else:
+            self.pub = self.create_publisher(Action, "action", stream)
+            h.append(self.create_subscription(Observation, "observation", self.on_observation, stream))
+            self._action_msg = Action()
+        h.append(self.pub)
+        self.diag = DiagnosticsPublisher(self)
+        h.append(self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics))
+        # watchdog: lockstep policy timeout, realtime observation timeout, stale hardware inputs
+        tick = 0.05
+        if self.hardware:
+            tick = min(tick, min(a.spec.max_age for a in self.assembler.adapters) / 2)
+        h.append(self.create_timer(tick, self._watchdog))
         self.get_logger().info(
-            f"controller ready: obs_dim={cfg.obs_dim} act_dim={cfg.act_dim} mode={self.mode} "
+            f"controller configured: obs_dim={cfg.obs_dim} act_dim={cfg.act_dim} mode={self.mode} "
+            f"io={'hardware ' + str(inputs) + ' -> ' + self.output.spec.topic if self.hardware else 'warpd topics'} "
             f"max_policy_age={cfg.max_policy_age} safe_mode={cfg.safe_mode}"
         )
+
+    def _input_spec(self, name: str) -> InputSpec:
+        pre = f"input.{name}."
+        fields = {"topic": "", "type": "", "joints": [""], "fields": ["position"], "size": 0, "max_age": 0.1}
+        values = {}
+        for key, default in fields.items():
+            full = pre + key
+            if not self.has_parameter(full):
+                declare(self, full, default, f"Input {name}: {key}.")
+            v = self._param(full)
+            values[key] = [x for x in v if x] if isinstance(default, list) else v
+        return InputSpec(name, values["topic"], values["type"], values["joints"], values["fields"],
+                         int(values["size"]), float(values["max_age"]))
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        self._last_obs_t = time.monotonic()
+        if self.hardware:
+            self.limiter.reset()
+        self.get_logger().info("controller active")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        # stop commanding: one safe action, then silence
+        self._publish_safe("deactivated")
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for hnd in self._handles:
+            for destroy in (self.destroy_subscription, self.destroy_publisher, self.destroy_timer):
+                try:
+                    if destroy(hnd):
+                        break
+                except Exception:  # noqa: BLE001 - wrong kind of handle for this destroy
+                    continue
+        self._handles = []
+        self.core = None
+        self.active = False
 
     # -- inputs --------------------------------------------------------------------------
     def on_weights(self, msg: PolicyWeights) -> None:
@@ -99,7 +243,10 @@ class ControllerNode(Node):
             self._act(obs_msg, None)
 
     def on_observation(self, msg: Observation) -> None:
+        if not self.active:
+            return
         t_recv = time.perf_counter()
+        self._last_obs_t = time.monotonic()
         if (msg.sim_epoch, msg.episode, msg.seq) == self._acted:
             self.pub.publish(self._action_msg)  # a re-sent observation: repeat the answer
             return
@@ -112,15 +259,97 @@ class ControllerNode(Node):
             return
         self._act(msg, t_recv)
 
-    def _check_held_timeout(self) -> None:
+    def on_input(self, adapter, msg, trigger: bool = False) -> None:
+        """Hardware mode: update one input; the first input's messages trigger a control step."""
+        if not self.active:
+            return
+        t_recv = time.perf_counter()
+        try:
+            adapter.update(msg)
+        except ValueError as e:  # malformed message: the input stays stale, say why
+            self._throttled_warn(str(e))
+            if not trigger:
+                return
+        if not trigger:
+            return
+        self._last_obs_t = time.monotonic()
+        stale = self.assembler.stale()
+        self._stale_input = stale
+        m = self._obs_msg
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.seq = self._seq
+        m.reset = self._seq == 0
+        m.data = self.assembler.obs.tolist()
+        self._seq += 1
+        self.pub_obs.publish(m)
+        if stale:
+            self._publish_safe(stale)
+            return
+        out = self.core.step(self.assembler.obs)
+        self._send_command(out.action, out.source, m.header.stamp)
+        self.latency.add(time.perf_counter() - t_recv)
+        if out.source == SOURCE_SAFE:
+            self._last_reason = out.reason
+            self._throttled_warn(f"safe action: {out.reason}")
+
+    def _watchdog(self) -> None:
+        if self.core is None or not self.active:
+            return
         if self._held is not None and time.perf_counter() - self._held[1] > self.policy_timeout:
             obs_msg, t_recv = self._held
             self._held = None
             self._throttled_warn(f"no policy within {self.policy_timeout:.1f} s; acting with what is there")
             self.policy_wait.add(time.perf_counter() - t_recv)
             self._act(obs_msg, None)
+        if self.hardware:
+            stale = self.assembler.stale()
+            self._stale_input = stale
+            if stale:  # the trigger input stopped (or another input is old): safe action
+                self._publish_safe(stale)
+                return
+        if self.mode == "realtime" and self.obs_timeout > 0:
+            silent = time.monotonic() - self._last_obs_t
+            if silent > self.obs_timeout:
+                if not self._timed_out:
+                    self._timed_out = True
+                    self.get_logger().error(f"no observation for {silent:.2f} s > obs_timeout {self.obs_timeout} s: safe action")
+                self._publish_safe(f"no observation for {silent:.2f} s")
+            else:
+                self._timed_out = False
 
     # -- output --------------------------------------------------------------------------
+    def _publish_safe(self, reason: str) -> None:
+        if self.core is None:
+            return
+        out = self.core.safe_step(reason)
+        self._last_reason = reason
+        if self.hardware:
+            self._send_command(out.action, out.source, self.get_clock().now().to_msg())
+        else:
+            m = self._action_msg
+            m.header.stamp = self.get_clock().now().to_msg()
+            m.data = out.action.tolist()
+            m.generation = out.generation
+            m.policy_age = out.policy_age
+            m.source = out.source
+            self.pub.publish(m)
+        self._throttled_warn(f"safe action: {reason}")
+
+    def _send_command(self, action: np.ndarray, source: int, stamp) -> None:
+        """Hardware command: limits and rate limit, except that the safe action in ``hold`` mode
+        repeats the last command actually published -- and publishes nothing when no command
+        has been sent yet (there is no position to hold; a default could move the robot)."""
+        if source == SOURCE_SAFE and self.core.cfg.safe_mode == "hold":
+            if self._last_cmd is None:
+                return
+            cmd = self._last_cmd
+        else:
+            cmd = self.limiter(action, self.period)
+            if self._last_cmd is None:
+                self._last_cmd = np.empty_like(cmd)
+            np.copyto(self._last_cmd, cmd)
+        self.pub.publish(self.output.fill(cmd, stamp))
+
     def _act(self, obs_msg: Observation, t_recv: float | None) -> None:
         """Step and publish. ``t_recv`` None: the observation was held for a policy (its wait
         is recorded in ``policy_wait``, not in the obs->action latency)."""
@@ -169,14 +398,24 @@ class ControllerNode(Node):
             "rejected_policies": sum(c.rejected.values()),
             "rejected_reasons": ";".join(f"{k}={v}" for k, v in sorted(c.rejected.items())),
             "last_safe_reason": self._last_reason,
+            "stale_input": self._stale_input,
+            "observation_timeout": self._timed_out,
         }
 
     def publish_diagnostics(self) -> None:
         c = self.core
-        if c.stale:
+        if c is None:
+            return
+        if self._timed_out:
+            level, text = ERROR, f"no observation for more than obs_timeout ({self.obs_timeout} s): safe action"
+        elif self._stale_input:
+            level, text = ERROR, f"{self._stale_input}: safe action"
+        elif c.stale:
             level, text = ERROR, f"policy older than max_policy_age ({c.cfg.max_policy_age}): safe action"
         elif c.active_generation == 0:
             level, text = WARN, "waiting for the first policy"
+        elif not self.active:
+            level, text = WARN, "inactive"
         else:
             level, text = OK, "running"
         self.diag.publish(level, text, self.stats())
@@ -192,26 +431,39 @@ def make_executor(kind: str):
     return rclpy.executors.SingleThreadedExecutor()
 
 
+def spin(executor, kind: str) -> None:
+    """Run callbacks until shutdown. The EventsExecutor is driven with ``spin_once``: its
+    ``spin()`` in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all on this machine,
+    timers included, while ``spin_once`` delivers everything (checked by ``warpd bench ros``)."""
+    if kind == "events":
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.5)
+    else:
+        executor.spin()
+
+
 def apply_realtime_options(node: ControllerNode) -> None:
-    """CPU affinity (every thread of the process, DDS threads included) and SCHED_FIFO (the
-    calling thread, which runs the executor). Both off by default; without permission they log a
-    warning and the node runs as before."""
+    """CPU affinity and SCHED_FIFO for every thread of the process (the executor thread and the
+    DDS threads that receive observations; threads started later inherit both). Both off by
+    default; without permission they log a warning and the node runs as before."""
     log = node.get_logger()
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
     if node.cpu_affinity.strip():
         try:
             cpus = {int(c) for c in node.cpu_affinity.replace(" ", "").split(",") if c}
-            for tid in os.listdir("/proc/self/task"):
-                os.sched_setaffinity(int(tid), cpus)
+            for tid in tids:
+                os.sched_setaffinity(tid, cpus)
             log.info(f"cpu_affinity: pinned to CPUs {sorted(cpus)}")
         except (ValueError, OSError) as e:
             log.warn(f"cpu_affinity {node.cpu_affinity!r} not applied: {e}")
-    prio = int(node.sched_fifo_priority)
+    prio = min(int(node.sched_fifo_priority), 99)
     if prio > 0:
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(prio, 99)))
-            log.info(f"sched_fifo_priority: executor thread runs SCHED_FIFO {min(prio, 99)}")
+            for tid in tids:
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
+            log.info(f"sched_fifo_priority: {len(tids)} threads run SCHED_FIFO {prio}")
         except (OSError, AttributeError) as e:
-            log.warn(f"sched_fifo_priority {prio} not applied (needs CAP_SYS_NICE / rtprio limit): {e}")
+            log.warn(f"sched_fifo_priority {prio} not applied (needs CAP_SYS_NICE / an rtprio limit): {e}")
 
 
 def main(args=None) -> int:
@@ -222,11 +474,19 @@ def main(args=None) -> int:
         print(f"warpd_controller: configuration error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    if node.autostart:
+        node.trigger_configure()
+        if node.core is None:  # configure failed: one line, non-zero exit
+            print(f"warpd_controller: configuration error: {node.config_error}", file=sys.stderr)
+            node.destroy_node()
+            rclpy.try_shutdown()
+            return 2
+        node.trigger_activate()
     apply_realtime_options(node)
     executor = make_executor(node.executor_kind)
     executor.add_node(node)
     try:
-        executor.spin()
+        spin(executor, node.executor_kind)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import rclpy
+import rclpy.executors
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
 
@@ -33,6 +34,7 @@ from warpd_ros.msg import EpisodeResult
 GRAPHS = {
     "pusht_sim": (graph_spec.PUSHT_SIM_ARGS, graph_spec.pusht_sim_graph),
     "robosuite_sim": (graph_spec.ROBOSUITE_SIM_ARGS, graph_spec.robosuite_sim_graph),
+    "robot": (graph_spec.ROBOT_ARGS, graph_spec.robot_graph),
 }
 SIM_EXECUTABLES = ("pusht_sim", "robosuite_sim")
 
@@ -97,10 +99,14 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
             out = open(logs / f"{s.name}.log", "w") if logs else None
             procs.append((s, subprocess.Popen(node_command(s), stdout=out, stderr=subprocess.STDOUT if out else None,
                                               start_new_session=True)))
-        sim = next(p for s, p in procs if s.executable in SIM_EXECUTABLES)
+        # simulation graphs end with their simulation; the robot graph runs until Ctrl-C/timeout
+        sim = next((p for s, p in procs if s.executable in SIM_EXECUTABLES), None)
         deadline = time.monotonic() + timeout
-        while sim.poll() is None:
-            rclpy.spin_once(mon.node, timeout_sec=0.1)
+        while sim is None or sim.poll() is None:
+            try:
+                rclpy.spin_once(mon.node, timeout_sec=0.1)
+            except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+                break  # Ctrl-C: stop the graph and report
             dead = [(s, p) for s, p in procs if p is not sim and p.poll() is not None]
             if dead:
                 s, p = dead[0]
@@ -108,14 +114,15 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
                 rc = 1
                 break
             if time.monotonic() > deadline:
-                print(f"graph did not finish within {timeout:.0f} s", file=sys.stderr)
-                rc = 1
+                if sim is not None:
+                    print(f"graph did not finish within {timeout:.0f} s", file=sys.stderr)
+                    rc = 1
                 break
-        if sim.poll() is not None and sim.returncode != 0:
+        if sim is not None and sim.poll() is not None and sim.returncode != 0:
             rc = 1
         # collect the final diagnostics the nodes publish on shutdown
         end = time.monotonic() + 1.5
-        while time.monotonic() < end:
+        while time.monotonic() < end and rclpy.ok():
             rclpy.spin_once(mon.node, timeout_sec=0.05)
     finally:
         for _, p in procs:
@@ -128,6 +135,8 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         for _ in range(10):
+            if not rclpy.ok():
+                break
             rclpy.spin_once(mon.node, timeout_sec=0.05)
     report = {"graph": graph, "arguments": resolved, "episodes": mon.results, "nodes": mon.diag}
     scores = [r["score"] for r in mon.results]
@@ -180,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         args[k] = v
     try:
         return run_graph(ns.graph, args, ns.summary, ns.timeout, ns.log_dir)
+    except KeyboardInterrupt:
+        return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"warpd graph: {e}", file=sys.stderr)
         return 2

@@ -182,3 +182,32 @@ def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
         for n in nodes:
             n.extra_params_files.append(a["params_file"])
     return nodes
+
+
+ROBOT_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("params_file", "", "Robot params file: topics, joint names, limits, rates (see config/robot_arm_example.yaml). Required."),
+    LaunchArg("model", "", "Model bundle directory ('' = the one named in params_file)."),
+    LaunchArg("autostart", "false", "Configure and activate both nodes at start-up; false = bring them up with `ros2 lifecycle set`."),
+    LaunchArg("generator", "true", "Start the generator here (false: it runs on another machine, e.g. a GPU host on the same ROS_DOMAIN_ID)."),
+    LaunchArg("controller", "true", "Start the controller here (false: it runs on the robot computer)."),
+)
+
+
+def robot_graph(args: dict[str, str]) -> list[NodeSpec]:
+    """generator + controller only; everything robot-specific comes from ``params_file``."""
+    a = resolve_args(args, ROBOT_ARGS)
+    if not a["params_file"]:
+        raise ValueError("params_file:= is required (start from config/robot_arm_example.yaml)")
+    auto = _bool(a["autostart"])
+    nodes = []
+    if _bool(a["generator"]):
+        gen = {"autostart": auto}
+        if a["model"]:
+            gen["bundle"] = a["model"]
+        nodes.append(NodeSpec("generator", "warpd_generator", None, gen, extra_params_files=[a["params_file"]]))
+    if _bool(a["controller"]):
+        nodes.append(NodeSpec("controller", "warpd_controller", None, {"autostart": auto},
+                              extra_params_files=[a["params_file"]]))
+    if not nodes:
+        raise ValueError("generator:=false and controller:=false leave nothing to start")
+    return nodes

@@ -30,3 +30,9 @@ RESULTS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+# Hardware commands: reliable depth 1. ros2_control's forward_command_controller subscribes
+# reliable (a best-effort publisher would never reach it); a reliable publisher also serves
+# best-effort subscribers, and depth 1 keeps a stale command from being delivered late.
+COMMANDS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)

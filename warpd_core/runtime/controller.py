@@ -173,6 +173,7 @@ class ControllerCore:
         self.bad_obs = 0
         self.stale_events = 0  # transitions into the max-age safe state
         self._stale = False
+        self._outdated = False  # the active policy belongs to an episode before the current one
         self.swap_log: list[tuple[int, int, int]] = []  # (step, generation, previous age)
 
     # -- policies -----------------------------------------------------------------------
@@ -229,13 +230,24 @@ class ControllerCore:
         if self._pending is not None:
             return False
         a = self._active
-        return a is None or a.age >= a.horizon or (self._episode >= 0 and a.episode not in (-1, self._episode))
+        return (a is None or a.age >= a.horizon or self._outdated
+                or (self._episode >= 0 and a.episode not in (-1, self._episode)))
 
     def new_episode(self, episode: int) -> None:
-        """Mark the start of an episode: the next policy conditioned on it replaces the active one."""
+        """Mark the start of an episode: the next policy conditioned on it replaces the active one.
+
+        The active policy is outdated whatever its episode index: a restarted simulation
+        numbers its episodes from 0 again, so "same index" does not mean "same episode". A staged
+        policy for another episode index is dropped; one for this index is kept (it may have
+        arrived just before the episode's first observation).
+        """
         self._episode = int(episode)
         self._last_sent = None
         self._last_valid = None
+        self._outdated = self._active is not None
+        p = self._pending
+        if p is not None and p[0].episode >= 0 and p[0].episode != self._episode:
+            self._pending = None
 
     def _maybe_install(self) -> None:
         p = self._pending
@@ -244,12 +256,13 @@ class ControllerCore:
         a = self._active
         cand = p[0]
         newer_episode = a is not None and cand.episode >= 0 and cand.episode != a.episode
-        if a is None or a.age >= a.horizon or newer_episode:
+        if a is None or a.age >= a.horizon or newer_episode or self._outdated:
             prev_age = -1 if a is None else a.age
             self._active = _Active(cand, p[1])
             self._pending = None
             self.swaps += 1
             self._stale = False
+            self._outdated = False
             if len(self.swap_log) < 100_000:
                 self.swap_log.append((self.steps, int(cand.generation), prev_age))
 
@@ -279,6 +292,15 @@ class ControllerCore:
         self.safe_steps += 1
         a = self._active
         return StepOutput(self._action, SOURCE_SAFE, 0 if a is None else a.generation, 0 if a is None else a.age, reason)
+
+    def safe_step(self, reason: str) -> StepOutput:
+        """The safe action for a step the node decided not to compute (stale input, no
+        observation, deactivation); counted like any other safe step."""
+        out = self._safe(reason)
+        if self._last_sent is None:
+            self._last_sent = np.empty(self.cfg.act_dim)
+        np.copyto(self._last_sent, out.action)
+        return out
 
     def check_obs(self, obs: np.ndarray) -> str:
         cfg = self.cfg
