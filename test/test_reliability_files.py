@@ -212,9 +212,6 @@ def test_generator_node_exits_with_one_line_on_broken_bundle(bundle_copy):
 
 
 @requires_ros
-@pytest.mark.xfail(reason="generator node has no obs_dim/act_dim parameters to check a bundle against the "
-                          "controller it feeds (see the report: configure must fail naming bundle.json and the field)",
-                   strict=False)
 def test_generator_node_rejects_bundle_of_wrong_size_for_the_controller(init_bundle):
     # the controller is configured for obs_dim 4, act_dim 2; the bundle is a 5 -> 2 model
     r = run_generator(init_bundle, "obs_dim:=4", "act_dim:=2", timeout=10)  # loads in ~3 s

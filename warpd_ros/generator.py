@@ -52,6 +52,8 @@ class GeneratorNode(Node):
         p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
         p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
         p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, benchmarks).")
+        p("obs_dim", 0, "Observation size the controller expects (0 = do not check the bundle against it).")
+        p("act_dim", 0, "Action size the controller expects (0 = do not check).")
         p("threads", 1, "torch CPU threads (1: measured 5-10x faster than 2 on a loaded 2-core machine).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.gen = None
@@ -68,6 +70,7 @@ class GeneratorNode(Node):
         except Exception as e:  # a bad bundle or parameter: stay unconfigured, say why
             self.get_logger().error(f"configure failed: {type(e).__name__}: {e}")
             self.config_error = f"{type(e).__name__}: {e}"
+            self.gen = None
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
@@ -88,6 +91,10 @@ class GeneratorNode(Node):
         t0 = time.perf_counter()
         self.gen = load_generator(bundle, backend=g("backend"), device=g("device"), sampler=g("sampler") or None,
                                   steps=g("steps") or None, seed=g("seed"))
+        for name, have in (("obs_dim", self.gen.obs_dim), ("act_dim", self.gen.act_dim)):
+            want = int(g(name))
+            if want and want != have:
+                raise ValueError(f"{bundle}/bundle.json: field '{name}' is {have}, the controller is configured for {want}")
         horizon = int(g("horizon"))
         self.horizon = horizon if horizon > 0 else int(self.gen.horizon)
         self.lead_param = int(g("lead_steps"))
@@ -195,8 +202,11 @@ class GeneratorNode(Node):
         out.generation_latency = float(latency)
         self.pub.publish(out)
         self.latency.add(latency)
+        # Late: the controller already acted on a step past the boundary with the old policy.
+        # (With lead 0 the trigger is the boundary observation itself, so that step is always
+        # served by the old policy in realtime mode; only later steps count.)
         key, seq = self._last_seq
-        if key == (msg.sim_epoch, msg.episode) and seq >= trig.boundary and trig.seq < trig.boundary:
+        if key == (msg.sim_epoch, msg.episode) and seq > max(trig.seq, trig.boundary - 1):
             self.late += 1
         if self.lead_param < 0 and len(self._obs_period) >= 5:
             period = float(np.median(self._obs_period._buf[: len(self._obs_period)]))
