@@ -92,7 +92,7 @@ class ControllerNode(Node):
         if self.executor_kind not in EXECUTORS:
             raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
         self.cpu_affinity = p("cpu_affinity", "", "CPUs to pin this process's threads to, e.g. '1' or '0,1' ('' = off).")
-        self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the executor thread (0 = off; needs CAP_SYS_NICE).")
+        self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads (0 = off; needs CAP_SYS_NICE).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.core = None
         self.active = False

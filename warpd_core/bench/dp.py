@@ -1,0 +1,153 @@
+"""WARPD vs Diffusion Policy with the same ConditionalUnet1D: FLOPs and latency per control step.
+
+Diffusion Policy (DP) here is the project's ``ConditionalUnet1D`` predicting an action chunk
+``(horizon, act_dim)`` conditioned on the observation (global condition = the last 2
+observations, DP's low-dim PushT setting), executing the whole chunk (action chunk =
+horizon, the paper's comparison). WARPD runs the *same* UNet class and size over its 256-d
+latent viewed as (16, 16), decodes the latent with the hypernetwork once per horizon, and
+runs the generated 5-256-256-2 MLP on every step.
+
+Per control step, with K denoising steps and horizon H:
+
+    WARPD = (F_denoiser * K + F_hypernet) / H + F_mlp
+    DP    =  F_unet_dp(H) * K / H
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one batch-1 forward
+of the exact modules that run. Convention: FlopCounterMode counts matrix products and
+convolutions only, 2 FLOPs per multiply-add; normalisation, activations, additions and the
+scheduler update are not counted (they are a small share for both methods).
+Latency per inference: K steps of the real sampling loop (numpy scheduler + torch
+forward, 1 intra-op thread, batch 1), plus the hypernetwork decode for WARPD.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from warpd_core.bench.common import LoadMonitor, Target, write_section
+
+OBS_DIM, ACT_DIM, HIDDEN, N_OBS_STEPS = 5, 2, (256, 256), 2
+COLUMNS = ["unet", "horizon", "steps", "warpd_denoiser_mflops", "warpd_hypernet_mflops", "mlp_mflops",
+           "warpd_per_step_mflops", "dp_unet_mflops", "dp_per_step_mflops", "dp_over_warpd",
+           "warpd_inference_ms", "dp_inference_ms", "warpd_per_step_us", "dp_per_step_us"]
+
+
+def count_flops(module, *args) -> int:
+    import torch  # noqa: PLC0415
+    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        module(*args)
+    return int(fc.get_total_flops())
+
+
+def _median_ms(fn, min_reps: int, budget_s: float) -> float:
+    fn()
+    times = []
+    t_end = time.perf_counter() + budget_s
+    while len(times) < min_reps or (time.perf_counter() < t_end and len(times) < 100):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(float(np.median(times)) * 1e3, 2)
+
+
+def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
+    import torch  # noqa: PLC0415
+    from torch import nn  # noqa: PLC0415
+
+    from warpd_core.config import DECODER_SIZES, UNET_SIZES  # noqa: PLC0415
+    from warpd_core.models.denoiser import LatentDenoiser  # noqa: PLC0415
+    from warpd_core.models.hypernet import HyperDecoder  # noqa: PLC0415
+    from warpd_core.models.schedulers import NumpySampler  # noqa: PLC0415
+    from warpd_core.models.unet1d import ConditionalUnet1D  # noqa: PLC0415
+    from warpd_core.policy import PolicySpec  # noqa: PLC0415
+
+    torch.set_num_threads(1)
+    load = LoadMonitor()
+    sizes = ["s"] if quick else ["xs", "s", "m", "l"]
+    horizons = [16] if quick else [16, 64, 128]
+    step_counts = [10] if quick else [100, 10]
+    min_reps, budget = (2, 0.5) if quick else (3, 2.0)
+    spec = PolicySpec(OBS_DIM, HIDDEN, ACT_DIM, "relu")
+    torch.manual_seed(0)
+    hyper = HyperDecoder(spec, 256, DECODER_SIZES[decoder]).eval()
+    mlp_layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(spec.layer_sizes[:-1], spec.layer_sizes[1:])):
+        mlp_layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(spec.hidden) else [])
+    mlp = nn.Sequential(*mlp_layers).eval()
+    f_hyp = count_flops(hyper, torch.zeros(1, 256))
+    f_mlp = count_flops(mlp, torch.zeros(1, OBS_DIM))
+    z = torch.zeros(1, 256)
+    t_decode = _median_ms(lambda: hyper(z), min_reps, budget)
+    rows: list[dict] = []
+    for size in sizes:
+        den = LatentDenoiser(256, (16, 16), "state", OBS_DIM, unet_size=size).eval()
+        step_dim, down_dims = UNET_SIZES[size]
+        dp = ConditionalUnet1D(ACT_DIM, OBS_DIM * N_OBS_STEPS, step_dim, down_dims).eval()
+        x_w = torch.zeros(1, 16, 16)
+        t1 = torch.full((1,), 10.0)
+        s_w = torch.zeros(1, OBS_DIM)
+        f_den = count_flops(den, x_w, t1, s_w)
+        for H in horizons:
+            x_dp = torch.zeros(1, H, ACT_DIM)
+            g_dp = torch.zeros(1, OBS_DIM * N_OBS_STEPS)
+            f_dp = count_flops(dp, x_dp, t1, g_dp)
+            for K in step_counts:
+                sampler = NumpySampler(100, "squaredcos_cap_v2", "ddim" if K < 100 else "ddpm", K)
+                rng = np.random.default_rng(0)
+
+                def sample(model, shape, cond):
+                    x = rng.standard_normal(shape).astype(np.float32)
+                    with torch.inference_mode():
+                        for t in sampler.timesteps:
+                            eps = model(torch.from_numpy(x), torch.full((1,), float(t)), cond).numpy()
+                            x = sampler.step(eps, int(t), x, rng)
+                    return x
+
+                def warpd_inference():
+                    zz = sample(den, (1, 16, 16), s_w)
+                    with torch.inference_mode():
+                        hyper(torch.from_numpy(zz.reshape(1, 256)))
+
+                # latency: DDIM rows only on the full run (DDPM 100 = 10x the forwards of DDIM 10)
+                lat = K <= 16
+                w_ms = _median_ms(warpd_inference, min_reps, budget) if lat and H == horizons[0] else None
+                if w_ms is None and lat:
+                    w_ms = next((r["warpd_inference_ms"] for r in rows if r["unet"] == size and r["steps"] == K), None)
+                d_ms = _median_ms(lambda: sample(dp, (1, H, ACT_DIM), g_dp), min_reps, budget) if lat else None
+                w_step = (f_den * K + f_hyp) / H + f_mlp
+                d_step = f_dp * K / H
+                row = {"unet": size, "horizon": H, "steps": K, "warpd_denoiser_mflops": f_den / 1e6,
+                       "warpd_hypernet_mflops": f_hyp / 1e6, "mlp_mflops": f_mlp / 1e6,
+                       "warpd_per_step_mflops": w_step / 1e6, "dp_unet_mflops": f_dp / 1e6,
+                       "dp_per_step_mflops": d_step / 1e6, "dp_over_warpd": round(d_step / w_step, 2),
+                       "warpd_inference_ms": w_ms, "dp_inference_ms": d_ms,
+                       "warpd_per_step_us": None if w_ms is None else round(w_ms * 1e3 / H, 1),
+                       "dp_per_step_us": None if d_ms is None else round(d_ms * 1e3 / H, 1)}
+                rows.append(row)
+                print(f"  unet {size:2s} H {H:3d} K {K:3d}: WARPD {w_step / 1e6:9.3f} MFLOP/step, DP {d_step / 1e6:9.3f} "
+                      f"MFLOP/step, DP/WARPD = {d_step / w_step:6.2f}   latency WARPD {w_ms} ms, DP {d_ms} ms", flush=True)
+    # one target per horizon: UNet m (s in the quick run), the most steps counted (DDPM 100, DP's PushT setting)
+    head = "m" if "m" in sizes else sizes[0]
+    targets = [Target(f"WARPD per-step FLOPs below DP (UNet {r['unet']}, H {r['horizon']}, K {r['steps']})",
+                      ">= 45x", f"{r['dp_over_warpd']}x", r["dp_over_warpd"] >= 45)
+               for r in rows if r["unet"] == head and r["steps"] == max(step_counts)]
+    notes = [
+        "FLOPs: torch.utils.flop_counter.FlopCounterMode, 2 FLOPs per multiply-add, matmul/conv only; batch 1.",
+        f"WARPD: LatentDenoiser (latent 256 as (16, 16), condition = 5-d state) + HyperDecoder size {decoder} "
+        f"{list(DECODER_SIZES[decoder])} + MLP 5-256-256-2 on every step.",
+        f"DP: ConditionalUnet1D(input_dim {ACT_DIM}, global_cond {OBS_DIM}x{N_OBS_STEPS}) over (horizon, {ACT_DIM}), "
+        "the whole chunk executed (action chunk = horizon).",
+        "Latency: torch CPU, 1 intra-op thread, batch 1, DDIM rows only (a DDPM-100 inference costs 10x the forwards of DDIM 10); "
+        "the MLP's own per-step time is in the controller section.",
+        "The ratio grows with H because WARPD amortises one generation over H steps while DP's UNet input grows with H; "
+        "the paper's ~45x (Metaworld) generates once per 500-step episode.",
+    ]
+    config = {"decoder": decoder, "sizes": sizes, "horizons": horizons, "steps": step_counts, "torch_threads": 1,
+              "hypernet_decode_ms": t_decode}
+    return write_section(out_dir, "dp", quick, config, rows, COLUMNS, targets, load.result(), notes,
+                         title="WARPD vs Diffusion Policy (same ConditionalUnet1D): FLOPs and latency per control step")
+
