@@ -26,21 +26,13 @@ import time
 
 import numpy as np
 
+from warpd_core.baselines.flops import count_flops  # noqa: F401 - one implementation, re-exported
 from warpd_core.bench.common import LoadMonitor, Target, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, N_OBS_STEPS = 5, 2, (256, 256), 2
 COLUMNS = ["unet", "horizon", "steps", "warpd_denoiser_mflops", "warpd_hypernet_mflops", "mlp_mflops",
            "warpd_per_step_mflops", "dp_unet_mflops", "dp_per_step_mflops", "dp_over_warpd",
            "warpd_inference_ms", "dp_inference_ms", "warpd_per_step_us", "dp_per_step_us"]
-
-
-def count_flops(module, *args) -> int:
-    import torch  # noqa: PLC0415
-    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
-
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
-        module(*args)
-    return int(fc.get_total_flops())
 
 
 def _median_ms(fn, min_reps: int, budget_s: float) -> float:

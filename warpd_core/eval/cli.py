@@ -1,4 +1,4 @@
-"""``warpd eval pusht``: evaluate a bundle (or the random baseline) on PushT."""
+"""``warpd eval pusht``: evaluate a bundle, a baseline checkpoint (mlp, dp) or the random baseline on PushT."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ def register(subparsers) -> None:
     q = sub.add_parser("pusht", help="PushT: score vs action horizon and perturbation magnitude",
                        description="Evaluate on PushT with the paper's protocol (section 4.1): env seeds x repeats "
                                    "for every (action horizon, perturbation magnitude) cell. Flags override the profile.")
-    q.add_argument("--model", help="bundle directory (warpd export); required for --method warpd")
-    q.add_argument("--method", default="warpd", choices=["warpd", "random"],
-                   help="warpd: the bundle through ControllerCore + GenerationSchedule; random: uniform random targets")
+    q.add_argument("--model", help="warpd: bundle directory (warpd export); mlp / dp: checkpoint directory "
+                                   "(warpd train mlp|dp --out DIR)")
+    q.add_argument("--method", default="warpd", choices=["warpd", "mlp", "dp", "random"],
+                   help="warpd: the bundle through ControllerCore + GenerationSchedule; mlp: behaviour-cloned MLP; "
+                        "dp: Diffusion Policy, action chunk executed open loop for the horizon; random: uniform random targets")
     q.add_argument("--profile", default="paper", choices=["quick", "paper"],
                    help="quick: 10 seeds x 1 repeat, horizons 16 64, magnitudes 0 60; "
                         "paper: 50 seeds x 10 repeats, horizons 16 32 64 128, magnitudes 0..100 step 20")
@@ -27,8 +29,8 @@ def register(subparsers) -> None:
     q.add_argument("--base-seed", type=int, default=100_000, help="first env seed (default 100000)")
     q.add_argument("--seed", type=int, default=0, help="root of the generator and perturbation seeds")
     q.add_argument("--max-steps", type=int, default=300, help="episode length limit (default 300)")
-    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's sampler")
-    q.add_argument("--steps", type=int, help="override the bundle's number of sampler steps")
+    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's (or dp checkpoint's) sampler")
+    q.add_argument("--steps", type=int, help="override the bundle's (or dp checkpoint's) number of sampler steps")
     q.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="generator backend")
     q.add_argument("--device", default="cpu", help="generator device (cpu, cuda, cuda:N)")
     q.add_argument("--torch-threads", type=int, default=1,
@@ -50,7 +52,9 @@ def build_method(args: argparse.Namespace):
     if args.method == "random":
         return RandomMethod(), {}
     if not args.model:
-        raise ValueError("eval pusht: --model BUNDLE is required for --method warpd")
+        raise ValueError(f"eval pusht: --model is required for --method {args.method}")
+    if args.method in ("mlp", "dp"):
+        return _build_baseline(args)
     from warpd_core.export.bundle import load_generator
 
     if args.backend == "torch" and args.torch_threads > 0:
@@ -68,6 +72,31 @@ def build_method(args: argparse.Namespace):
     return WarpdMethod(gen, max_batch=args.max_batch), meta
 
 
+def _build_baseline(args: argparse.Namespace):
+    """MLPMethod / DPMethod from a ``warpd train mlp|dp`` checkpoint directory (torch backend, CPU)."""
+    import torch
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    if args.method == "mlp":
+        from warpd_core.baselines.mlp import MLPMethod
+
+        method = MLPMethod.from_checkpoint(args.model)
+        dims = (method.spec.in_dim, method.spec.out_dim)
+        meta = {"policy_layers": list(method.spec.layer_sizes)}
+    else:
+        from warpd_core.baselines.diffusion_policy import DPMethod
+
+        method = DPMethod.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps)
+        dims = (method.model.obs_dim, method.model.act_dim)
+        meta = {"sampler": {"kind": method.sampler.kind, "steps": method.sampler.steps},
+                "chunk_len": method.chunk_len, "trained_horizon": method.max_horizon}
+    if dims != (5, 2):
+        raise ValueError(f"{args.model}: obs_dim {dims[0]}, act_dim {dims[1]}; PushT needs 5 and 2")
+    meta.update({"model": os.path.abspath(args.model), "method": args.method})
+    return method, meta
+
+
 def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.harness import EvalConfig, evaluate
     from warpd_core.eval.report import write_report
@@ -76,6 +105,8 @@ def run_pusht(args: argparse.Namespace) -> int:
                                   magnitudes=args.magnitudes, probability=args.probability, max_steps=args.max_steps,
                                   base_seed=args.base_seed, seed=args.seed)
     method, meta = build_method(args)
+    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.baselines.flops)
+        meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
     record = None
     if not args.no_gif:
         record = (int(args.gif[0]), float(args.gif[1])) if args.gif else (cfg.horizons[0], max(cfg.magnitudes))

@@ -1,4 +1,4 @@
-"""``warpd train vae|diffusion``."""
+"""``warpd train vae|diffusion|mlp|dp``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def register(subparsers) -> None:
     _common(dif)
     dif.add_argument("--vae", required=True, help="directory of the trained VAE (output of 'warpd train vae')")
     dif.set_defaults(func=run_diffusion)
+    mlp = sub.add_parser("mlp", help="baseline: behaviour-cloned MLP with the generated policy's architecture")
+    _common(mlp)
+    mlp.set_defaults(func=run_baseline, baseline="mlp")
+    dp = sub.add_parser("dp", help="baseline: Diffusion Policy (ConditionalUnet1D over an action chunk)")
+    _common(dp)
+    dp.set_defaults(func=run_baseline, baseline="dp")
 
 
 def _out(args, stage: str) -> str:
@@ -92,4 +98,25 @@ def run_diffusion(args) -> int:
         print(f"diffusion: {trainer.epoch}/{cfg.epochs} epochs, {trainer.step} steps, {time.perf_counter() - t0:.1f} s -> {out}")
         if metrics:
             print("last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def run_baseline(args) -> int:
+    """``warpd train mlp|dp``: the baselines of warpd_core.baselines (one process, no DDP)."""
+    from warpd_core.config import load_config
+
+    if args.baseline == "mlp":
+        from warpd_core.baselines.mlp import MLPTrainConfig as cfg_cls, MLPTrainer as trainer_cls
+    else:
+        from warpd_core.baselines.diffusion_policy import DPTrainConfig as cfg_cls, DPTrainer as trainer_cls
+    cfg = load_config(cfg_cls, args.config, args.set)
+    _threads(args)
+    out = _out(args, args.baseline)
+    t0 = time.perf_counter()
+    trainer = trainer_cls(cfg, out, resume=args.resume, device=args.device, show_progress=not args.no_progress)
+    _write_config(out, cfg)
+    metrics = trainer.train(args.max_epochs_this_run)
+    print(f"{args.baseline}: {trainer.epoch}/{cfg.epochs} epochs, {trainer.step} steps, {time.perf_counter() - t0:.1f} s -> {out}")
+    if metrics:
+        print("last epoch: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return 0

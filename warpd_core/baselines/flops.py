@@ -1,0 +1,67 @@
+"""Inference cost per control step, the paper's convention (section 4.1).
+
+A method that runs a *generation* once every ``horizon`` control steps (WARPD: K denoiser
+forwards + one hypernetwork decode; Diffusion Policy: K UNet forwards over the action chunk)
+and a *per-step* module on every step (WARPD and MLP: the MLP; DP: nothing) costs
+
+    flops_per_step = generation_flops / horizon + step_flops
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one batch-1 forward
+of the exact modules that run. Convention (FlopCounterMode's): matrix products and
+convolutions only, **2 FLOPs per multiply-add**; so ``nn.Linear(i, o)`` counts ``2 i o``
+(the bias add is not counted), and normalisation, activations, element-wise additions and
+the scheduler's update are not counted either (a small share for every method here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def count_flops(module, *args: Any) -> int:
+    """FLOPs of one ``module(*args)`` call (2 per multiply-add, matmul/conv only), no grad."""
+    import torch  # noqa: PLC0415
+    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        module(*args)
+    return int(fc.get_total_flops())
+
+
+def count_params(*modules) -> int:
+    """Number of parameters (trainable or not) of the given ``nn.Module``s; buffers excluded."""
+    return int(sum(p.numel() for m in modules for p in m.parameters()))
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Cost of one method at one action horizon.
+
+    Attributes:
+        generation_flops: FLOPs of one generation (all denoising steps + decode); 0 if none.
+        step_flops: FLOPs run on every control step (the per-step policy); 0 if none.
+        horizon: control steps one generation serves.
+        step_params: parameters of what runs on every step (the MLP; DP: 0).
+        generation_params: parameters of what runs once per generation.
+    """
+
+    generation_flops: int
+    step_flops: int
+    horizon: int
+    step_params: int = 0
+    generation_params: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.horizon) <= 0:
+            raise ValueError(f"StepCost.horizon must be positive, got {self.horizon!r}")
+        if self.generation_flops < 0 or self.step_flops < 0:
+            raise ValueError(f"StepCost: FLOPs must be >= 0, got {self.generation_flops}, {self.step_flops}")
+
+    @property
+    def flops_per_step(self) -> float:
+        """generation_flops / horizon + step_flops (FLOPs per control step)."""
+        return self.generation_flops / int(self.horizon) + self.step_flops
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "flops_per_step": self.flops_per_step}
