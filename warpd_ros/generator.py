@@ -200,14 +200,15 @@ class GeneratorNode(Node):
         out.weights = float32_array(flat)
         latency = time.perf_counter() - t_recv
         out.generation_latency = float(latency)
-        self.pub.publish(out)
-        self.latency.add(latency)
+        # Checked before publishing: once published, the next observation can arrive at once.
         # Late: the controller already acted on a step past the boundary with the old policy.
         # (With lead 0 the trigger is the boundary observation itself, so that step is always
         # served by the old policy in realtime mode; only later steps count.)
         key, seq = self._last_seq
         if key == (msg.sim_epoch, msg.episode) and seq > max(trig.seq, trig.boundary - 1):
             self.late += 1
+        self.pub.publish(out)
+        self.latency.add(latency)
         if self.lead_param < 0 and len(self._obs_period) >= 5:
             period = float(np.median(self._obs_period._buf[: len(self._obs_period)]))
             p99 = self.latency.summary_us()["p99_us"] * 1e-6
