@@ -178,7 +178,8 @@ class PushTSimNode(Node):
             if d.size:
                 self._apply_perturbation(d)
             return
-        if msg.seq >= self.seq:
+        # only the current step and a few ahead are kept: a misbehaving publisher cannot grow this
+        if self.seq <= msg.seq < self.seq + 8:
             self._pending_pert[int(msg.seq)] = d.copy()
             self._try_lockstep_step()
 

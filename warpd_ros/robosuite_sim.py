@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 import rclpy
+import rclpy.duration
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -83,7 +84,7 @@ class RobosuiteSimNode(Node):
         self.pub_ee = self.create_publisher(PoseStamped, "ee_pose", robot_qos)
         self.pub_object = self.create_publisher(PoseStamped, "object_pose", robot_qos)
         self.pub_obs = self.create_publisher(Observation, "observation", qos.stream(obs_qos))
-        self.pub_result = self.create_publisher(EpisodeResult, "episode_result", qos.stream("reliable"))
+        self.pub_result = self.create_publisher(EpisodeResult, "episode_result", qos.RESULTS)
         if self.source == "warpd":
             self.create_subscription(Action, "action", self.on_action, qos.stream(obs_qos))
         else:
@@ -202,7 +203,8 @@ class RobosuiteSimNode(Node):
             if d.size:
                 self._apply_perturbation(d)
             return
-        if msg.seq >= self.seq:
+        # only the current step and a few ahead are kept: a misbehaving publisher cannot grow this
+        if self.seq <= msg.seq < self.seq + 8:
             self._pending_pert[int(msg.seq)] = d.copy()
             self._try_lockstep_step()
 
@@ -257,10 +259,11 @@ def main(args=None) -> int:
     try:
         while rclpy.ok() and not node.finished:
             rclpy.spin_once(node, timeout_sec=0.1)
-        # let the last EpisodeResult go out before exiting
+        # let the episode results reach their subscribers before exiting
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
+        node.pub_result.wait_for_all_acked(rclpy.duration.Duration(seconds=3.0))
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
