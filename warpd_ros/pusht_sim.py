@@ -23,14 +23,13 @@ import sys
 import time
 
 import numpy as np
-import rclpy
-import rclpy.duration
 from rclpy.node import Node
 
 from warpd_core.envs.pusht import PushTEnv
 from warpd_ros import qos
 from warpd_ros.msg import Action, EpisodeResult, Observation, Perturbation
 from warpd_ros.params import declare
+from warpd_ros.sim_main import run_simulation
 from warpd_ros.stats import LatencyWindow
 
 
@@ -225,28 +224,7 @@ class PushTSimNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PushTSimNode()
-    except ValueError as e:
-        print(f"pusht_sim: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        # let the episode results reach their subscribers before exiting
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        node.pub_result.wait_for_all_acked(rclpy.duration.Duration(seconds=3.0))
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.env.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_simulation(PushTSimNode, "pusht_sim", args)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
-import rclpy.duration
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -47,6 +45,7 @@ from warpd_core.envs.robosuite_env import ACTION_DIM, JOINT_NAMES, TASKS, Robosu
 from warpd_ros import qos
 from warpd_ros.msg import Action, EpisodeResult, Observation, Perturbation
 from warpd_ros.params import declare
+from warpd_ros.sim_main import run_simulation
 
 
 class RobosuiteSimNode(Node):
@@ -249,28 +248,7 @@ class RobosuiteSimNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = RobosuiteSimNode()
-    except ValueError as e:
-        print(f"robosuite_sim: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        # let the episode results reach their subscribers before exiting
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        node.pub_result.wait_for_all_acked(rclpy.duration.Duration(seconds=3.0))
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.env.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_simulation(RobosuiteSimNode, "robosuite_sim", args)
 
 
 if __name__ == "__main__":
