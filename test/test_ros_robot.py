@@ -176,3 +176,39 @@ def test_lifecycle_no_command_while_inactive_then_commands_and_one_safe_on_deact
     late = [c for c in arm.commands if c[0] > t_deact + 0.3]
     assert not late, f"{len(late)} commands while inactive"
     assert arm.commands[-1][1] == arm.commands[-2][1]
+
+
+def test_missing_joint_fails_configure_with_its_name(arm_bundle, tmp_path):
+    import rclpy
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    joints = JOINTS[:6] + ["elbow_joint_that_does_not_exist"]
+    params_file, _ = arm_params(tmp_path, arm_bundle)
+    params = yaml.safe_load(params_file.read_text())
+    params["warpd_controller"]["ros__parameters"]["input"]["arm"]["joints"] = joints
+    params_file.write_text(yaml.safe_dump(params))
+    ctl = [node_executable("controller"), "--ros-args", "--params-file", str(params_file)]
+    rclpy.init()
+    try:
+        node = rclpy.create_node("configure_probe")
+        arm = FakeArm(node)
+        change = node.create_client(ChangeState, "/warpd_controller/change_state")
+        get = node.create_client(GetState, "/warpd_controller/get_state")
+        with processes(ctl, log_dir=str(tmp_path)):
+            assert change.wait_for_service(timeout_sec=20)
+            req = ChangeState.Request()
+            req.transition.id = Transition.TRANSITION_CONFIGURE
+            fut = change.call_async(req)
+            end = time.monotonic() + 20
+            while not fut.done() and time.monotonic() < end:
+                run_arm(node, arm, 0.05)  # the robot is streaming while the operator configures
+            assert fut.done() and fut.result().success is False
+            gfut = get.call_async(GetState.Request())
+            assert spin_until(node, gfut.done, 10)
+            assert gfut.result().current_state.label == "unconfigured"
+            time.sleep(0.5)
+    finally:
+        rclpy.try_shutdown()
+    log = (tmp_path / "proc0.log").read_text()
+    assert "elbow_joint_that_does_not_exist" in log and "configure failed" in log

@@ -87,6 +87,7 @@ class ControllerNode(Node):
         p("output.frame_id", "", "Header frame_id of the command (PoseStamped / JointTrajectory).")
         p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).")
         p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).")
+        p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it (joint names, sizes); 0 = skip.")
         # Process-level real-time options, applied by main() (see apply_realtime_options).
         self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
         if self.executor_kind not in EXECUTORS:
@@ -149,6 +150,7 @@ class ControllerNode(Node):
         if self.hardware:
             specs = [self._input_spec(n) for n in inputs]
             self.assembler = ObservationAssembler(specs)
+            self._check_inputs_live(float(g("configure_input_wait")), stream)
             if self.assembler.dim != cfg.obs_dim:
                 raise ValueError(f"inputs {inputs} give {self.assembler.dim} values, obs_dim is {cfg.obs_dim}")
             out_topic = g("output.topic") or "action"
@@ -182,6 +184,22 @@ class ControllerNode(Node):
             f"io={'hardware ' + str(inputs) + ' -> ' + self.output.spec.topic if self.hardware else 'warpd topics'} "
             f"max_policy_age={cfg.max_policy_age} safe_mode={cfg.safe_mode}"
         )
+
+    def _check_inputs_live(self, wait: float, stream) -> None:
+        """Take one message per input (if the robot is already publishing) and run it through
+        its adapter, so a joint name missing from the robot's JointState fails ``configure``
+        with the joint's name instead of surfacing later as a stale input."""
+        if wait <= 0:
+            return
+        from rclpy.wait_for_message import wait_for_message
+
+        for a in self.assembler.adapters:
+            ok, msg = wait_for_message(message_class(a.spec.type), self, a.spec.topic, qos_profile=stream, time_to_wait=wait)
+            if not ok:
+                self.get_logger().warn(f"configure: no message on {a.spec.topic} within {wait} s; input {a.spec.name} not checked")
+                continue
+            a.update(msg)  # raises AdapterError (a ValueError) naming the missing joint
+            a.stamp = float("-inf")  # checked only: the control loop starts from fresh messages
 
     def _input_spec(self, name: str) -> InputSpec:
         pre = f"input.{name}."
