@@ -10,6 +10,7 @@ stopped (on the same device and thread count; test_train_vae.py checks it).
 
 from __future__ import annotations
 
+import abc
 import os
 import time
 
@@ -33,7 +34,7 @@ from warpd_core.train.common import CsvLog, restore_rng, rng_state, seed_everyth
 RESUMABLE_CHANGES = {"epochs", "device", "checkpoint_every"}
 
 
-class Trainer:
+class Trainer(abc.ABC):
     stage = "base"
 
     def __init__(self, cfg, out_dir: str, device: str | None = None, show_progress: bool = True):
@@ -49,8 +50,9 @@ class Trainer:
         self.log = None
 
     # -- to implement ------------------------------------------------------------------
+    @abc.abstractmethod
     def run_epoch(self) -> dict:
-        raise NotImplementedError
+        """One epoch over the data; returns the metrics row for the CSV log."""
 
     def extra_meta(self) -> dict:
         """Whatever a reader needs to rebuild the models (dims, spec, ...)."""
