@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.node import Node
-
 from warpd_core.envs.robosuite_env import EEPerturbation
-from warpd_ros import qos
-from warpd_ros.msg import Observation, Perturbation
 from warpd_ros.params import declare
+from warpd_ros.adversary import AdversaryNode, run_node
 
 
-class EEPerturbationNode(Node):
+class EEPerturbationNode(AdversaryNode):
     def __init__(self, **kwargs):
         super().__init__("ee_perturbation", **kwargs)
         p = lambda *a: declare(self, *a)  # noqa: E731
@@ -32,48 +28,12 @@ class EEPerturbationNode(Node):
         rot = p("rotation", 0.0, "Rotation angle of a displacement, rad, in [0, pi].")
         seed = p("seed", 0, "Seed of the perturbation's random generator.")
         obs_qos = p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
-        self.adversary = EEPerturbation(prob, trans, rot, seed)
-        self.pub = self.create_publisher(Perturbation, "perturbation", qos.stream("reliable"))
-        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos))
-        self.events = 0
-        self._seen: tuple | None = None
-        self._last: Perturbation | None = None
+        self.start(EEPerturbation(prob, trans, rot, seed), obs_qos)
         self.get_logger().info(f"ee_perturbation ready: probability {prob} translation {trans} m rotation {rot} rad")
-
-    def on_observation(self, msg: Observation) -> None:
-        key = (msg.sim_epoch, msg.episode, msg.seq)
-        if key == self._seen and self._last is not None:
-            # a re-sent observation: repeat the decision already made for this step
-            self.pub.publish(self._last)
-            return
-        self._seen = key
-        out = Perturbation()
-        out.header.stamp = msg.header.stamp
-        out.seq = msg.seq
-        d = self.adversary.sample()
-        if d is not None:
-            out.displacement = d.tolist()
-            self.events += 1
-        self._last = out
-        self.pub.publish(out)
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = EEPerturbationNode()
-    except ValueError as e:
-        print(f"ee_perturbation: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(EEPerturbationNode, "ee_perturbation", args)
 
 
 if __name__ == "__main__":
