@@ -42,6 +42,7 @@ from warpd_core.policy.spec import PolicySpec
 from warpd_ros import qos
 from warpd_ros.conversions import float32_array, float64_array
 from warpd_ros.msg import Action, Observation, PolicyWeights
+from warpd_ros.sched import apply_scheduling
 
 INITIAL_GENERATION = 1_000_000_000  # the driver's own policy; generator policies count from 1
 
@@ -58,15 +59,10 @@ def spin(executor, kind: str) -> None:
         pass
 
 
-def set_fifo(prio: int) -> None:
-    """SCHED_FIFO for every thread of this process (threads started later inherit it)."""
-    if prio <= 0:
-        return
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(min(prio, 99)))
-    except OSError as e:
-        print(f"bench_nodes: SCHED_FIFO {prio} not applied: {e}", file=sys.stderr)
+def set_scheduling(args) -> None:
+    """--cpus / --fifo for every thread of this process (warpd_ros.sched)."""
+    apply_scheduling(args.cpus, 0, args.fifo, info=lambda m: None,
+                     warn=lambda m: print(f"bench_nodes: {m}", file=sys.stderr))
 
 
 def make_executor(kind: str):
@@ -148,7 +144,7 @@ def drive(args) -> int:
     node = Driver(args)
     executor = make_executor(args.executor)
     executor.add_node(node)
-    set_fifo(args.fifo)
+    set_scheduling(args)
     spinner = threading.Thread(target=spin, args=(executor, args.executor), name="bench-executor", daemon=True)
     spinner.start()
     result: dict = {"rate_hz": args.rate, "duration_s": args.duration, "ok": False}
@@ -322,7 +318,7 @@ def spin_node(node_cls, args) -> int:
     node = node_cls(args)
     executor = make_executor(args.executor)
     executor.add_node(node)
-    set_fifo(args.fifo)
+    set_scheduling(args)
     try:
         spin(executor, args.executor)
     finally:
@@ -374,6 +370,7 @@ def main(argv=None) -> int:
         sp.add_argument("--executor", default="events", choices=["events", "single"])
         sp.add_argument("--qos", default="sensor", choices=["sensor", "reliable"])
         sp.add_argument("--fifo", type=int, default=0, help="SCHED_FIFO priority for all threads (0 = off)")
+        sp.add_argument("--cpus", default="", help="CPUs to pin all threads to, e.g. '0' ('' = off)")
         if policy:
             sp.add_argument("--obs-dim", type=int, default=5)
             sp.add_argument("--act-dim", type=int, default=2)

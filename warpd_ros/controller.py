@@ -30,7 +30,6 @@ GIL is never held by a diffusion step.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import time
@@ -48,6 +47,7 @@ from warpd_ros.conversions import candidate_from_msg
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Action, Observation, PolicyWeights
 from warpd_ros.params import declare
+from warpd_ros.sched import apply_scheduling, parse_cpus
 from warpd_ros.stats import LatencyWindow
 
 EXECUTORS = ("events", "single")
@@ -88,11 +88,13 @@ class ControllerNode(Node):
         p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).")
         p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).")
         p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it (joint names, sizes); 0 = skip.")
-        # Process-level real-time options, applied by main() (see apply_realtime_options).
+        # Process-level real-time options, applied by main() (warpd_ros.sched).
         self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
         if self.executor_kind not in EXECUTORS:
             raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
-        self.cpu_affinity = p("cpu_affinity", "", "CPUs to pin this process's threads to, e.g. '1' or '0,1' ('' = off).")
+        self.cpu_affinity = str(declare(self, "cpu_affinity", "", "CPUs to pin this process's threads to, e.g. "
+                                        "'0', '0,1' or '0-1' ('' = off).", dynamic_typing=True))
+        parse_cpus(self.cpu_affinity)  # a malformed list fails at start-up, naming the parameter
         self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads (0 = off; needs CAP_SYS_NICE).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.core = None
@@ -460,30 +462,6 @@ def spin(executor, kind: str) -> None:
         executor.spin()
 
 
-def apply_realtime_options(node: ControllerNode) -> None:
-    """CPU affinity and SCHED_FIFO for every thread of the process (the executor thread and the
-    DDS threads that receive observations; threads started later inherit both). Both off by
-    default; without permission they log a warning and the node runs as before."""
-    log = node.get_logger()
-    tids = [int(t) for t in os.listdir("/proc/self/task")]
-    if node.cpu_affinity.strip():
-        try:
-            cpus = {int(c) for c in node.cpu_affinity.replace(" ", "").split(",") if c}
-            for tid in tids:
-                os.sched_setaffinity(tid, cpus)
-            log.info(f"cpu_affinity: pinned to CPUs {sorted(cpus)}")
-        except (ValueError, OSError) as e:
-            log.warn(f"cpu_affinity {node.cpu_affinity!r} not applied: {e}")
-    prio = min(int(node.sched_fifo_priority), 99)
-    if prio > 0:
-        try:
-            for tid in tids:
-                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
-            log.info(f"sched_fifo_priority: {len(tids)} threads run SCHED_FIFO {prio}")
-        except (OSError, AttributeError) as e:
-            log.warn(f"sched_fifo_priority {prio} not applied (needs CAP_SYS_NICE / an rtprio limit): {e}")
-
-
 def main(args=None) -> int:
     rclpy.init(args=args)
     try:
@@ -500,7 +478,8 @@ def main(args=None) -> int:
             rclpy.try_shutdown()
             return 2
         node.trigger_activate()
-    apply_realtime_options(node)
+    log = node.get_logger()
+    apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn)
     executor = make_executor(node.executor_kind)
     executor.add_node(node)
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rcl_interfaces.msg import ParameterDescriptor
 
 
-def declare(node, name: str, default, description: str, read_only: bool = False):
-    """Declare ``name`` with a description and return its value."""
-    desc = ParameterDescriptor(description=description, read_only=read_only)
+def declare(node, name: str, default, description: str, read_only: bool = False, dynamic_typing: bool = False):
+    """Declare ``name`` with a description and return its value. ``dynamic_typing``: accept any
+    type (e.g. a CPU list given as ``cpu_affinity:=1``, which ROS parses as an integer)."""
+    desc = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=dynamic_typing)
     if isinstance(default, list) and len(default) == 0:
         # typed empty list: ROS needs a type for an empty array default
         from rclpy.exceptions import ParameterUninitializedException

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--rt", type=int, default=0, metavar="PRIO",
                    help="ros section: run controller, echo and driver SCHED_FIFO at PRIO (needs CAP_SYS_NICE); "
                         "written as ros_rt.json/md")
+    p.add_argument("--isolate", action="store_true",
+                   help="ros section: pin controller, echo and driver to CPU 0 and the generator to the other CPUs "
+                        "at nice 10 (the deployment split of DEPLOYING.md); written as ros[_rt]_iso.json/md")
     p.set_defaults(func=run)
 
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(SECTIONS[name])
         try:
             if name == "ros":
-                docs[name] = module.run(args.quick, str(out), executor=args.executor, fifo=args.rt)
+                docs[name] = module.run(args.quick, str(out), executor=args.executor, fifo=args.rt, isolate=args.isolate)
             elif name == "memory":
                 docs[name] = module.run(args.quick, str(out), ros_doc=docs.get("ros"))
             else:

@@ -23,6 +23,7 @@ counted). The driver and the echo node use the same executor as the controller.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -72,29 +73,43 @@ def controller_cmd(executor: str, extra: list[str] = ()) -> list[str]:
     return args + list(extra)
 
 
-def generator_cmd(bundle: str | None, rate: float) -> tuple[list[str], str]:
+def isolation_plan(isolate: bool) -> dict[str, str]:
+    """CPU lists per role: the control path (controller, echo, driver = the robot side) on CPU 0,
+    the generator on the other CPUs at nice 10 (``warpd_ros.sched``); empty = no pinning."""
+    n = os.cpu_count() or 1
+    if not isolate or n < 2:
+        return {"control": "", "generator": "", "generator_nice": "0"}
+    return {"control": "0", "generator": f"1-{n - 1}", "generator_nice": "10"}
+
+
+def generator_cmd(bundle: str | None, rate: float, cpus: str = "", nice: str = "0") -> tuple[list[str], str]:
     """(command, kind): the real generator node on ``bundle``, else the weights stand-in."""
     exe = node_executable("generator")
     if bundle and exe:
         return [sys.executable, exe, "--ros-args", "-p", f"bundle:={bundle}", "-p", "obs_qos:=sensor",
-                "-p", "lead_steps:=-1", "-p", "autostart:=true"], "generator_node"
-    return bench_node_cmd("weights", "--rate", str(rate / HORIZON), "--horizon", str(HORIZON)), "weights_stand_in"
+                "-p", "lead_steps:=-1", "-p", "autostart:=true", "-p", f"nice:={nice}",
+                *(["-p", f"cpu_affinity:={cpus}"] if cpus else [])], "generator_node"
+    return bench_node_cmd("weights", "--rate", str(rate / HORIZON), "--horizon", str(HORIZON),
+                          *(["--cpus", cpus] if cpus else [])), "weights_stand_in"
 
 
 def run_phase(phase: str, rate: float, duration: float, work: Path, env: dict, executor: str = "events",
-              bundle: str | None = None, warmup: float = 1.0, fifo: int = 0) -> dict:
+              bundle: str | None = None, warmup: float = 1.0, fifo: int = 0, isolate: bool = False) -> dict:
     """Start the processes of one phase, drive it, stop it; returns the driver's JSON plus context."""
-    tag = f"{phase.replace('+', '_')}_{int(rate)}hz" + ("_rt" if fifo else "")
-    rt = ["--fifo", str(fifo)] if fifo else []
+    tag = f"{phase.replace('+', '_')}_{int(rate)}hz" + ("_rt" if fifo else "") + ("_iso" if isolate else "")
+    cpus = isolation_plan(isolate)
+    rt = (["--fifo", str(fifo)] if fifo else []) + (["--cpus", cpus["control"]] if cpus["control"] else [])
+    ctl_extra = (["-p", f"sched_fifo_priority:={fifo}"] if fifo else []) + (
+        ["-p", f"cpu_affinity:={cpus['control']}"] if cpus["control"] else [])
     procs: dict[str, subprocess.Popen] = {}
     gen_kind = ""
     try:
         if phase == "echo":
             procs["echo"] = start_process(bench_node_cmd("echo", "--executor", executor, *rt), env, work / f"{tag}_echo.log")
         else:
-            procs["controller"] = start_process(controller_cmd(executor, ["-p", f"sched_fifo_priority:={fifo}"] if fifo else []), env, work / f"{tag}_controller.log")
+            procs["controller"] = start_process(controller_cmd(executor, ctl_extra), env, work / f"{tag}_controller.log")
             if phase == "controller+generator":
-                cmd, gen_kind = generator_cmd(bundle, rate)
+                cmd, gen_kind = generator_cmd(bundle, rate, cpus["generator"], cpus["generator_nice"])
                 procs["generator"] = start_process(cmd, env, work / f"{tag}_generator.log")
         out_json = work / f"{tag}.json"
         real_gen = gen_kind == "generator_node"
@@ -157,18 +172,23 @@ def plan(quick: bool) -> list[tuple[str, float, float]]:
 
 
 def run(quick: bool, out_dir: str, executor: str = "events", phases: list[tuple[str, float, float]] | None = None,
-        fifo: int = 0) -> dict:
+        fifo: int = 0, isolate: bool = False) -> dict:
     """``fifo`` > 0: controller (``sched_fifo_priority``), echo and driver run SCHED_FIFO at that
-    priority (the generator stays SCHED_OTHER); written as section ``ros_rt``."""
+    priority (the generator stays SCHED_OTHER). ``isolate``: controller, echo and driver pinned
+    to CPU 0, the generator to the other CPUs at nice 10 (:func:`isolation_plan`). Written as
+    section ``ros``, ``ros_rt``, ``ros_iso`` or ``ros_rt_iso``."""
     load = LoadMonitor()
     ok, why = ros_available()
     notes: list[str] = []
     rows: list[dict] = []
-    section = "ros_rt" if fifo else "ros"
+    section = "ros" + ("_rt" if fifo else "") + ("_iso" if isolate else "")
+    cpus = isolation_plan(isolate)
     title = "Control loop through rclpy across processes (obs publish -> action receipt)" + (
-        f", controller/echo/driver SCHED_FIFO {fifo}" if fifo else "")
+        f", controller/echo/driver SCHED_FIFO {fifo}" if fifo else "") + (
+        f", control path on CPU {cpus['control']}, generator on CPUs {cpus['generator']} at nice {cpus['generator_nice']}"
+        if cpus["control"] else "")
     config = {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "hidden": list(HIDDEN), "horizon": HORIZON,
-              "qos": "sensor (best effort, depth 1)", "sched_fifo_priority": fifo}
+              "qos": "sensor (best effort, depth 1)", "sched_fifo_priority": fifo, "isolation": cpus}
     if not ok:
         notes.append(f"skipped: ROS not available ({why})")
         return write_section(out_dir, section, quick, config, rows, COLUMNS, [], load.result(), notes, title=title)
@@ -182,7 +202,7 @@ def run(quick: bool, out_dir: str, executor: str = "events", phases: list[tuple[
                            else f"weights stand-in ({why_no_bundle})")
     for phase, rate, duration in phases or plan(quick):
         t0 = time.monotonic()
-        res = run_phase(phase, rate, duration, work, env, executor, bundle, fifo=fifo)
+        res = run_phase(phase, rate, duration, work, env, executor, bundle, fifo=fifo, isolate=isolate)
         row = row_of(res)
         rows.append(row)
         print(f"  {phase:22s} {rate:6.0f} Hz  p50 {row['p50_us']} us  p99 {row['p99_us']} us  p99.9 {row['p999_us']} us  "
