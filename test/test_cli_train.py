@@ -18,9 +18,14 @@ DIFF_CFG = REPO / "config" / "train" / "synthetic_diffusion.yaml"
 
 
 def test_shipped_configs_validate():
-    for name in ("pusht_vae.yaml", "synthetic_vae.yaml"):
+    """Every WARPD stage config in config/train loads (the baselines' are checked in their tests)."""
+    names = sorted(p.name for p in (REPO / "config" / "train").glob("*.yaml"))
+    vae = [n for n in names if "_vae" in n]
+    diffusion = [n for n in names if n.endswith(("_diffusion.yaml", "_diffusion_gpu.yaml"))]
+    assert "pusht_vae_gpu.yaml" in vae and "pusht_diffusion_gpu.yaml" in diffusion
+    for name in vae:
         load_config(VAETrainConfig, REPO / "config" / "train" / name)
-    for name in ("pusht_diffusion.yaml", "synthetic_diffusion.yaml"):
+    for name in diffusion:
         load_config(DiffusionTrainConfig, REPO / "config" / "train" / name)
 
 
@@ -76,3 +81,43 @@ def test_cli_reports_bad_checkpoint_and_help_is_fast(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import sys; from warpd_core.cli import build_parser; build_parser(); "
                         "sys.exit(1 if 'torch' in sys.modules else 0)"], cwd=REPO)
     assert r.returncode == 0
+
+
+def test_pca_latent_diffusion_exports_a_folded_hypernetwork(tmp_path):
+    """latent_pca: k: the denoiser diffuses k principal-component coordinates; the bundle's
+    hypernetwork takes those k numbers and generates exactly the policy the VAE's decoder
+    generates on the lifted latent mean + c @ basis."""
+    import torch
+
+    from warpd_core.export.bundle import load_generator
+    from warpd_core.train.diffusion_trainer import load_diffusion
+    from warpd_core.train.vae_trainer import load_vae
+
+    vae_dir, dif, bundle = tmp_path / "vae", tmp_path / "dif", tmp_path / "bundle"
+    assert main(["train", "vae", "--config", str(VAE_CFG), "--out", str(vae_dir), "--set", "epochs=1",
+                 "--set", "snippet_stride=8", "--no-progress"]) == 0
+    assert main(["train", "diffusion", "--config", str(DIFF_CFG), "--vae", str(vae_dir), "--out", str(dif),
+                 "--set", "epochs=1", "--set", "latent_pca=8", "--set", "latent_shape=[8,1]", "--no-progress"]) == 0
+    den, cfg, meta = load_diffusion(str(dif))
+    assert (den.latent_dim, meta["latent_dim"], meta["diffused_dim"]) == (8, 32, 8)
+    basis = den.projection.basis.numpy()
+    np.testing.assert_allclose(basis @ basis.T, np.eye(8), atol=1e-5)  # orthonormal rows
+    assert main(["export", "--vae", str(vae_dir), "--diffusion", str(dif), "--out", str(bundle), "--onnx"]) == 0
+    assert json.loads((bundle / "bundle.json").read_text())["latent_dim"] == 8
+
+    vae = load_vae(str(vae_dir))[0]
+    gen = load_generator(bundle, backend="torch", seed=0)
+    c = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    with torch.no_grad():
+        theta = vae.decode(den.projection.lift(torch.from_numpy(c))).numpy()
+    np.testing.assert_allclose(gen._impl.decode(c), theta, atol=2e-4, rtol=1e-4)
+    w = gen.generate(np.array([[0.2, -0.3]], np.float32))
+    np.testing.assert_allclose(load_generator(bundle, backend="onnx", seed=0).generate(np.array([[0.2, -0.3]], np.float32)),
+                               w, atol=1e-4, rtol=1e-4)
+
+
+def test_latent_pca_config_must_fit_latent_shape():
+    with pytest.raises(ConfigError, match="latent_shape"):
+        DiffusionTrainConfig(latent_pca=8, latent_shape=[16, 16])
+    with pytest.raises(ConfigError, match="latent_pca"):
+        DiffusionTrainConfig(latent_pca=-1)

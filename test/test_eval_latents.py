@@ -114,3 +114,14 @@ def test_cli_on_a_vae_checkpoint(tmp_path):
     data = np.load(tmp_path / "out" / "latents.npz")
     assert data["mu"].shape == (60, 8) and set(np.unique(data["mode"])) <= {0, 1, 2}
     assert (tmp_path / "out" / "latents.png").is_file() and (tmp_path / "out" / "latents_2d.csv").is_file()
+
+
+def test_components_for_variance_counts_the_effective_dimension():
+    from warpd_core.analysis.latents import components_for_variance
+
+    rng = np.random.default_rng(0)
+    # 3 strong directions embedded in 64 dimensions plus tiny noise
+    x = rng.normal(size=(500, 3)) * [10.0, 5.0, 2.0] @ np.linalg.qr(rng.normal(size=(64, 64)))[0][:3]
+    x += 1e-3 * rng.normal(size=x.shape)
+    counts = components_for_variance(x, (0.5, 0.9, 0.999))
+    assert counts == {"0.5": 1, "0.9": 2, "0.999": 3}

@@ -144,6 +144,9 @@ class DiffusionTrainConfig:
     dataset: Optional[DatasetConfig] = None  # None: the VAE's dataset
     unet_size: Literal["xs", "s", "m", "l", "xl"] = "s"
     latent_shape: list[int] = field(default_factory=lambda: [16, 16])
+    # 0: diffuse over the whole VAE latent; k > 0: over its coordinates in the top-k principal
+    # directions of the training latents (latent_shape must hold k; see LatentProjection)
+    latent_pca: int = 0
     condition: Literal["state", "task", "state+task", "none"] = "state"
     task_embed_dim: int = 32
     n_tasks: int = 0  # 0: infer from the dataset's task ids when the condition uses tasks
@@ -175,6 +178,11 @@ class DiffusionTrainConfig:
         for name in ("batch_size", "epochs", "num_train_timesteps", "sampler_steps", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)}")
+        if self.latent_pca < 0:
+            raise ConfigError(f"latent_pca: expected >= 0, got {self.latent_pca}")
+        if self.latent_pca and self.latent_shape[0] * self.latent_shape[1] != self.latent_pca:
+            raise ConfigError(f"latent_shape: {self.latent_shape} must hold latent_pca = {self.latent_pca} values "
+                              f"(e.g. [{self.latent_pca}, 1])")
         if self.sampler_steps > self.num_train_timesteps:
             raise ConfigError("sampler_steps: expected <= num_train_timesteps")
 

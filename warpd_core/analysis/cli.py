@@ -35,5 +35,7 @@ def run_latents(args: argparse.Namespace) -> int:
                               args.perplexity, args.tsne_iter, args.seed, args.format)
     print(f"{out['n_points']} snippets, latent_dim {out['latent_dim']}, PCA explained "
           f"{out['pca_explained'][0]:.2f} + {out['pca_explained'][1]:.2f}; mode = {out['mode_kind']}")
+    print("principal components holding 90 / 95 / 99 % of the latent variance: "
+          + " / ".join(str(v) for v in out["components_for_variance"].values()))
     print(f"wrote {out['png']}, {out['csv']}, {out['npz']}")
     return 0

@@ -84,6 +84,16 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return emb, np.pad(ratio, (0, 2 - ratio.size))
 
 
+def components_for_variance(x: np.ndarray, levels: Sequence[float] = (0.9, 0.95, 0.99)) -> dict[str, int]:
+    """How many principal components of ``x`` (K, D) hold each fraction of its variance, e.g.
+    ``{"0.99": 8}``: the effective dimension the latent diffusion has to model (the PushT
+    configs diffuse that many coordinates, ``latent_pca``)."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    cum = np.cumsum(s**2) / max(float((s**2).sum()), 1e-300)
+    return {f"{q:g}": int(min(np.searchsorted(cum, q) + 1, cum.size)) for q in levels}
+
+
 def _conditional_p(d2: np.ndarray, perplexity: float, tol: float = 1e-5, max_iter: int = 100) -> np.ndarray:
     """Row-wise Gaussian conditionals p_{j|i} with entropy log(perplexity) (bisection on the
     precision, all rows at once). d2 (N, N) squared distances."""
@@ -234,7 +244,7 @@ def analyze_latents(latents: np.ndarray, episode: np.ndarray, mode: np.ndarray, 
                     out_dir: str, start: Optional[np.ndarray] = None, perplexity: float = 30.0,
                     tsne_iter: int = 1000, seed: int = 0, title: Optional[str] = None) -> dict:
     """PCA + t-SNE of ``latents`` (K, D); writes ``latents_2d.csv`` and ``latents.png`` into
-    ``out_dir``. Returns ``{"csv", "png", "pca_explained"}``."""
+    ``out_dir``. Returns ``{"csv", "png", "pca_explained", "components_for_variance"}``."""
     latents = np.asarray(latents, dtype=np.float64)
     k = latents.shape[0]
     if len(episode) != k or len(mode) != k:
@@ -253,7 +263,8 @@ def analyze_latents(latents: np.ndarray, episode: np.ndarray, mode: np.ndarray, 
     png = plot_latent_embeddings(
         {f"PCA ({100 * ratio[0]:.0f}% + {100 * ratio[1]:.0f}% var.)": pca, f"t-SNE (perplexity {perplexity:g})": tsne},
         episode, mode, mode_names, os.path.join(out_dir, "latents.png"), title)
-    return {"csv": csv_path, "png": png, "pca_explained": ratio.tolist()}
+    return {"csv": csv_path, "png": png, "pca_explained": ratio.tolist(),
+            "components_for_variance": components_for_variance(latents)}
 
 
 def analyze_vae_latents(vae_dir: str, data: str, out_dir: str, checkpoint: str = "last", stride: int = 1,

@@ -104,6 +104,22 @@ def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDe
     return meta
 
 
+@torch.no_grad()
+def fold_projection(hypernet: HyperDecoder, projection) -> HyperDecoder:
+    """A hypernetwork on the k principal-component coordinates ``c`` computing exactly what
+    ``hypernet`` computes on ``z = mean + c @ basis``: its first layer ``W z + b`` becomes
+    ``(W basis.T) c + (b + W mean)``; the other layers are copied."""
+    folded = HyperDecoder(hypernet.spec, projection.k, hypernet.layers)
+    src, dst = hypernet.hnet, folded.hnet
+    for a, b in zip(src.internal_params, dst.internal_params):
+        if a.shape == b.shape:
+            b.copy_(a)
+    w0, b0 = src.layer_weight_tensors[0], src.layer_bias_vectors[0]
+    dst.layer_weight_tensors[0].copy_(w0 @ projection.basis.T)
+    dst.layer_bias_vectors[0].copy_(b0 + w0 @ projection.mean)
+    return folded.eval()
+
+
 def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx: bool = False,
                             dtype: str = "float32") -> dict:
     """Trained VAE + diffusion checkpoints -> bundle (EMA weights of the denoiser)."""
@@ -112,9 +128,14 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
 
     vae, _, vae_cfg, _ = load_vae(vae_dir)
     denoiser, dcfg, dmeta = load_diffusion(diffusion_dir)
-    if denoiser.latent_dim != vae.latent_dim:
-        raise ValueError(f"{diffusion_dir}: latent_dim {denoiser.latent_dim} != VAE latent_dim {vae.latent_dim} ({vae_dir})")
-    return write_bundle(out_dir, vae.spec, vae_cfg.horizon, vae.decoder, denoiser, vae.state_norm.numpy(),
+    hypernet = vae.decoder
+    source_dim = denoiser.projection.mean.numel() if denoiser.projection is not None else denoiser.latent_dim
+    if source_dim != vae.latent_dim:
+        raise ValueError(f"{diffusion_dir}: latent_dim {source_dim} != VAE latent_dim {vae.latent_dim} ({vae_dir})")
+    if denoiser.projection is not None:
+        hypernet = fold_projection(hypernet, denoiser.projection)
+        denoiser.projection = None  # folded: the bundle's latent is the k coordinates
+    return write_bundle(out_dir, vae.spec, vae_cfg.horizon, hypernet, denoiser, vae.state_norm.numpy(),
                         vae.action_norm.numpy(), dcfg, onnx, dtype,
                         {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)})
 

@@ -5,6 +5,10 @@ The 256-d latent is viewed as (T, C) = ``latent_shape`` (default (16, 16)). Cond
 task id), ``state+task`` (both, concatenated), ``none`` (unconditional). Latents are
 normalised per dimension to [-1, 1] (min-max over the training latents, buffers
 ``latent_scale`` / ``latent_offset``) so the sampler's x0 clipping does no harm.
+
+With ``source_dim`` > 0 the denoiser works on ``latent_dim`` principal-component coordinates
+of a ``source_dim``-d VAE latent and carries the :class:`LatentProjection` (``projection``);
+the export folds the lift into the hypernetwork's first layer, so bundles never hold it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from torch import nn
 
 from warpd_core.config import UNET_SIZES
-from warpd_core.models.normalizer import AffineNormalizer
+from warpd_core.models.normalizer import AffineNormalizer, LatentProjection
 from warpd_core.models.unet1d import ConditionalUnet1D
 
 CONDITIONS = ("state", "task", "state+task", "none")
@@ -22,7 +26,7 @@ CONDITIONS = ("state", "task", "state+task", "none")
 class LatentDenoiser(nn.Module):
     def __init__(self, latent_dim: int, latent_shape: tuple[int, int], condition: str, state_dim: int,
                  n_tasks: int = 0, task_embed_dim: int = 32, unet_size: str = "s", kernel_size: int = 5,
-                 n_groups: int = 8):
+                 n_groups: int = 8, source_dim: int = 0):
         super().__init__()
         if condition not in CONDITIONS:
             raise ValueError(f"condition: expected one of {CONDITIONS}, got {condition!r}")
@@ -42,6 +46,7 @@ class LatentDenoiser(nn.Module):
         step_dim, down_dims = UNET_SIZES[unet_size]
         self.unet = ConditionalUnet1D(self.latent_shape[1], cond_dim, step_dim, down_dims, kernel_size, n_groups)
         self.latent_norm = AffineNormalizer(latent_dim)
+        self.projection = LatentProjection(source_dim, latent_dim) if source_dim else None
 
     def global_cond(self, state_n: torch.Tensor | None, task: torch.Tensor | None) -> torch.Tensor | None:
         parts = []

@@ -47,3 +47,43 @@ class AffineNormalizer(nn.Module):
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray]:
         return self.scale.detach().cpu().numpy().copy(), self.offset.detach().cpu().numpy().copy()
+
+
+class LatentProjection(nn.Module):
+    """Principal-component coordinates of the VAE latent: ``c = (z - mean) @ basis.T`` (k,),
+    ``z = mean + c @ basis`` (the lift back).
+
+    Why (measured on the PushT VAE, beta_KL 1e-10, latent 256): 99 % of the latents' variance
+    lies in 6-9 directions, and projecting encoder latents onto the top 8 changes the decoded
+    policies' action error by < 0.1 px. Diffusing over all 256 dimensions makes the denoiser
+    model a nearly degenerate distribution; over the top-k coordinates it models only what
+    varies. ``basis`` rows are orthonormal, sorted by decreasing variance.
+    """
+
+    def __init__(self, latent_dim: int, k: int):
+        super().__init__()
+        if not 0 < k <= latent_dim:
+            raise ValueError(f"latent_pca: expected 0 < k <= latent_dim {latent_dim}, got {k}")
+        self.register_buffer("mean", torch.zeros(latent_dim))
+        self.register_buffer("basis", torch.eye(latent_dim)[:k].clone())
+
+    @property
+    def k(self) -> int:
+        return int(self.basis.shape[0])
+
+    @torch.no_grad()
+    def fit(self, latents: np.ndarray) -> "LatentProjection":
+        z = np.asarray(latents, dtype=np.float64)
+        mean = z.mean(axis=0)
+        _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+        if vt.shape[0] < self.k:
+            raise ValueError(f"latent_pca: {self.k} components need at least {self.k} latents, got {z.shape[0]}")
+        self.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
+        self.basis.copy_(torch.from_numpy(vt[: self.k].astype(np.float32)))
+        return self
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.mean) @ self.basis.T
+
+    def lift(self, c: torch.Tensor) -> torch.Tensor:
+        return self.mean + c @ self.basis

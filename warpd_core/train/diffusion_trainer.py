@@ -8,10 +8,13 @@ Latents are min-max normalised to [-1, 1] per dimension (stored in the denoiser)
 as (T, C) = ``latent_shape``. Epsilon-prediction MSE with ``diffusers.DDPMScheduler``
 (100 steps, squaredcos_cap_v2), AdamW with linear warm-up then cosine decay (Diffusion
 Policy's recipe), EMA of the weights (power 0.75) used for sampling and export.
+The same stage trains the LDP baseline's latent diffusion: ``--vae`` may name a ``warpd train
+ldp`` checkpoint (:func:`load_encoder`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -44,7 +47,31 @@ def encode_dataset(vae, ds: EpisodeDataset, horizon: int, stride: int = 1, batch
     return {"latents": np.concatenate(mus), "states_n": np.concatenate(conds), "task_ids": np.concatenate(tasks)}
 
 
+def load_encoder(vae_dir: str):
+    """The stage-1 model whose encoder gives the latents, and its config (``horizon``,
+    ``snippet_stride``, ``dataset``): WARPD's VAE, or the LDP baseline's chunk VAE when
+    ``<vae_dir>/last.json`` says stage ``ldp`` (warpd_core.baselines.ldp; same ``encode`` and
+    ``state_norm``)."""
+    try:
+        with open(os.path.join(os.fspath(vae_dir), "last.json"), encoding="utf-8") as fh:
+            stage = json.load(fh).get("stage")
+    except (OSError, ValueError, AttributeError):
+        stage = None  # load_vae reports the problem, naming the file
+    if stage == "ldp":
+        from warpd_core.baselines.ldp import load_ldp  # noqa: PLC0415 - ldp imports this module
+
+        model, cfg, _ = load_ldp(vae_dir)
+        return model, cfg
+    vae, _, cfg, _ = load_vae(vae_dir)
+    return vae, cfg
+
+
 def build_denoiser(cfg: DiffusionTrainConfig, latent_dim: int, state_dim: int, n_tasks: int) -> LatentDenoiser:
+    """``latent_dim``: the VAE's latent size (the denoiser diffuses ``cfg.latent_pca`` of its
+    principal-component coordinates when that is set)."""
+    if cfg.latent_pca:
+        return LatentDenoiser(cfg.latent_pca, tuple(cfg.latent_shape), cfg.condition, state_dim, n_tasks,
+                              cfg.task_embed_dim, cfg.unet_size, cfg.kernel_size, cfg.n_groups, source_dim=latent_dim)
     return LatentDenoiser(latent_dim, tuple(cfg.latent_shape), cfg.condition, state_dim, n_tasks,
                           cfg.task_embed_dim, cfg.unet_size, cfg.kernel_size, cfg.n_groups)
 
@@ -75,18 +102,21 @@ class DiffusionTrainer(Trainer):
         super().__init__(cfg, out_dir, device, show_progress)
         self.vae_dir = vae_dir
         if latents is None:
-            vae, _, vae_cfg, _ = load_vae(vae_dir)
+            vae, vae_cfg = load_encoder(vae_dir)
             ds = dataset if dataset is not None else build_dataset(cfg.dataset or vae_cfg.dataset)
             latents = encode_dataset(vae, ds, vae_cfg.horizon, vae_cfg.snippet_stride)
         self.data = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in latents.items()}
-        latent_dim = self.data["latents"].shape[1]
+        self.source_dim = self.data["latents"].shape[1]  # the VAE's latent size
         state_dim = self.data["states_n"].shape[1]
         self.n_tasks = 0
         if "task" in cfg.condition:
             self.n_tasks = cfg.n_tasks or int(self.data["task_ids"].max()) + 1
         torch.manual_seed(cfg.seed)
-        self.model = build_denoiser(cfg, latent_dim, state_dim, self.n_tasks)
-        self.model.latent_norm.fit(latents["latents"])
+        self.model = build_denoiser(cfg, self.source_dim, state_dim, self.n_tasks)
+        if self.model.projection is not None:  # diffuse over principal-component coordinates
+            self.model.projection.fit(latents["latents"])
+            self.data["latents"] = self.model.projection.project(self.data["latents"]).contiguous()
+        self.model.latent_norm.fit(self.data["latents"].numpy())
         self.model.to(self.device)
         self.ema = EMA(self.model, cfg.ema_power, cfg.ema_max_decay)
         self.scheduler = make_noise_scheduler(cfg)
@@ -104,7 +134,7 @@ class DiffusionTrainer(Trainer):
 
     def extra_meta(self) -> dict:
         m = self.model
-        return {"latent_dim": m.latent_dim, "state_dim": int(self.data["states_n"].shape[1]), "n_tasks": self.n_tasks,
+        return {"latent_dim": self.source_dim, "diffused_dim": m.latent_dim, "state_dim": int(self.data["states_n"].shape[1]), "n_tasks": self.n_tasks,
                 "vae_dir": os.path.abspath(self.vae_dir) if self.vae_dir else None}
 
     def loss(self, rows: torch.Tensor) -> torch.Tensor:
