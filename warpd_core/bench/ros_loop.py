@@ -79,7 +79,7 @@ def isolation_plan(isolate: bool) -> dict[str, str]:
     n = os.cpu_count() or 1
     if not isolate or n < 2:
         return {"control": "", "generator": "", "generator_nice": "0"}
-    return {"control": "0", "generator": f"1-{n - 1}", "generator_nice": "10"}
+    return {"control": "0", "generator": f"1-{n - 1}" if n > 2 else "1", "generator_nice": "10"}
 
 
 def generator_cmd(bundle: str | None, rate: float, cpus: str = "", nice: str = "0") -> tuple[list[str], str]:
