@@ -20,6 +20,8 @@ SUBCOMMANDS = [
     "warpd_core.data.cli",
     "warpd_core.envs.cli",
     "warpd_core.eval.cli",
+    "warpd_core.eval.compare",
+    "warpd_core.eval.metaworld_compare",
     "warpd_core.analysis.cli",
     "warpd_core.bench.cli",
     "warpd_core.envs.robosuite_cli",

@@ -320,8 +320,8 @@ def _yaml_problem(exc: Exception) -> str:
     return where + " ".join(str(problem).split())
 
 
-def load_config(cls: type, path: str | os.PathLike, overrides: list[str] | None = None) -> Any:
-    """Read YAML ``path`` into dataclass ``cls`` after applying ``key.sub=value`` overrides."""
+def read_yaml_mapping(path: str | os.PathLike) -> dict:
+    """A YAML file whose top level is a mapping; ConfigError naming the file otherwise."""
     path = os.fspath(path)
     try:
         with open(path, "r", encoding="utf-8") as fh:
@@ -332,6 +332,13 @@ def load_config(cls: type, path: str | os.PathLike, overrides: list[str] | None 
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type, path: str | os.PathLike, overrides: list[str] | None = None) -> Any:
+    """Read YAML ``path`` into dataclass ``cls`` after applying ``key.sub=value`` overrides."""
+    path = os.fspath(path)
+    data = read_yaml_mapping(path)
     try:
         apply_overrides(data, overrides or [])
     except ConfigError as exc:

@@ -4,6 +4,8 @@
 * :mod:`~warpd_core.baselines.mlp` -- behaviour cloning with the generated policy's architecture.
 * :mod:`~warpd_core.baselines.diffusion_policy` -- Diffusion Policy: ConditionalUnet1D over an
   action chunk, executed open loop for the action horizon.
+* :mod:`~warpd_core.baselines.ldp` -- Latent Diffusion Policy: WARPD's encoder and latent diffusion,
+  the latent decoded to an action chunk by an MLP 2 x 256, executed open loop.
 
 Torch is imported by the modules, not by this package, so ``import warpd_core.baselines`` is free.
 """

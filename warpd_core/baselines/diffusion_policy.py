@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from warpd_core.baselines.flops import StepCost, count_flops, count_params
+from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import UNET_SIZES, ConfigError, DatasetConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
 from warpd_core.envs.pusht import WORKSPACE_SIZE
@@ -71,6 +72,10 @@ class DPTrainConfig:
         batch_size, epochs, lr, weight_decay, lr_warmup_steps: AdamW with warm-up + cosine decay.
         ema_power, ema_max_decay: EMA of the weights (used for sampling).
         seed, device, checkpoint_every: as for the other trainers.
+        task_input: ``onehot`` appends the episode's task id as a one-hot to every
+            observation (so it enters the global condition; see
+            :mod:`warpd_core.baselines.task_input`); ``none`` (default) uses the state only.
+        n_tasks: one-hot width (0: max task id + 1 of the dataset).
     """
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -93,6 +98,8 @@ class DPTrainConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 1
+    task_input: Literal["none", "onehot"] = "none"
+    n_tasks: int = 0
 
     def __post_init__(self) -> None:
         for name in ("horizon", "n_obs_steps", "batch_size", "epochs", "num_train_timesteps", "sampler_steps",
@@ -150,6 +157,9 @@ class DPTrainer(Trainer):
         if self.dist.enabled:
             raise ValueError("dp baseline: distributed training is not supported (run one process)")
         self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
+        self.n_tasks = 0
+        if cfg.task_input == "onehot":  # observations become [state, onehot(task)]
+            self.ds, self.n_tasks = with_task_onehot(self.ds, cfg.n_tasks)
         self.obs_idx, self.act_idx = (torch.from_numpy(a) for a in chunk_indices(self.ds, cfg.n_obs_steps, cfg.chunk_len))
         self.states, self.actions = torch.from_numpy(self.ds.states), torch.from_numpy(self.ds.actions)
         torch.manual_seed(cfg.seed)
@@ -168,7 +178,8 @@ class DPTrainer(Trainer):
 
     def extra_meta(self) -> dict:
         return {"obs_dim": self.ds.state_dim, "act_dim": self.ds.action_dim, "chunk_len": self.cfg.chunk_len,
-                "n_pairs": int(self.ds.n_steps), "dataset_source": self.ds.source}
+                "n_pairs": int(self.ds.n_steps), "dataset_source": self.ds.source,
+                "task_input": self.cfg.task_input, "n_tasks": self.n_tasks}
 
     def loss(self, rows: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -211,6 +222,17 @@ def load_dp(directory: str, name: str = "last", ema: bool = True) -> tuple[DPNet
     return model.eval(), cfg, meta
 
 
+def eval_sampler(cfg, kind: Optional[str] = None, steps: Optional[int] = None) -> NumpySampler:
+    """The numpy sampler of a trained diffusion config (``num_train_timesteps``, ``beta_schedule``,
+    ``sampler``, ``sampler_steps``; DP's and the latent diffusion's): ``kind`` / ``steps`` override
+    the config's. Without ``steps``: the config's steps for its own sampler or DDIM; DDPM
+    otherwise runs every training timestep."""
+    kind = kind or cfg.sampler
+    if steps is None:
+        steps = cfg.sampler_steps if kind == cfg.sampler or kind == "ddim" else cfg.num_train_timesteps
+    return NumpySampler(cfg.num_train_timesteps, cfg.beta_schedule, kind, int(steps))
+
+
 def dp_step_cost(model: DPNet, chunk_len: int, steps: int, horizon: int) -> StepCost:
     """One generation = ``steps`` UNet forwards over the (chunk_len, A) chunk; nothing per step."""
     x = torch.zeros(1, chunk_len, model.act_dim)
@@ -248,11 +270,7 @@ class DPMethod:
     def from_checkpoint(cls, directory: str, sampler: Optional[str] = None, steps: Optional[int] = None,
                         **kwargs) -> "DPMethod":
         model, cfg, meta = load_dp(directory)
-        kind = sampler or cfg.sampler
-        if steps is None:  # the config's steps for its own sampler; DDPM otherwise runs every timestep
-            steps = cfg.sampler_steps if kind == cfg.sampler or kind == "ddim" else cfg.num_train_timesteps
-        smp = NumpySampler(cfg.num_train_timesteps, cfg.beta_schedule, kind, int(steps))
-        return cls(model, int(meta["chunk_len"]), cfg.horizon, smp, **kwargs)
+        return cls(model, int(meta["chunk_len"]), cfg.horizon, eval_sampler(cfg, sampler, steps), **kwargs)
 
     def reset(self, n_envs: int, horizon: int, seed: int) -> None:
         if not 1 <= int(horizon) <= self.max_horizon:
@@ -276,7 +294,9 @@ class DPMethod:
                 self._hist[i, -1] = obs[i]
         due = np.array([i for i in idx if steps[i] % self.horizon == 0], np.int64)
         if len(due):
+            t0 = time.perf_counter()
             self._plan[due] = self.sample(due)
+            self.generate_seconds += time.perf_counter() - t0
             self._calls[due] += 1
         out = np.zeros((obs.shape[0], self.model.act_dim), np.float64)
         out[idx] = self._plan[idx, np.asarray(steps)[idx] % self.horizon]
@@ -285,20 +305,23 @@ class DPMethod:
     @torch.inference_mode()
     def sample(self, rows: np.ndarray) -> np.ndarray:
         """Chunks (len(rows), T, A) in raw action units for the envs ``rows`` (their histories)."""
-        t0 = time.perf_counter()
-        m, smp = self.model, self.sampler
-        shape = (self.chunk_len, m.act_dim)
+        m = self.model
         obs_n = m.obs_norm.normalize(torch.from_numpy(self._hist[rows]))
+        x = self.denoise(rows, (self.chunk_len, m.act_dim), lambda x, t: m(x, t, obs_n))
+        return m.act_norm.unnormalize(torch.from_numpy(x)).numpy().astype(np.float64)
+
+    def denoise(self, rows: np.ndarray, shape: tuple[int, ...], eps_fn) -> np.ndarray:
+        """Reverse diffusion for the envs ``rows``, each drawing x_T (and DDPM's noise) from its own
+        stream: ``eps_fn(x (B, *shape), t (B,))`` -> eps, torch tensors. Returns x_0 (B, *shape)."""
+        smp = self.sampler
         x = np.stack([self._rngs[i].standard_normal(shape).astype(np.float32) for i in rows])
         for t in smp.timesteps:
-            eps = m(torch.from_numpy(x), torch.full((len(rows),), float(t)), obs_n).numpy()
+            eps = eps_fn(torch.from_numpy(x), torch.full((len(rows),), float(t))).numpy()
             noise = None
             if smp.kind == "ddpm" and t > 0:
                 noise = np.stack([self._rngs[i].standard_normal(shape).astype(np.float32) for i in rows])
             x = smp.step(eps, int(t), x, None, noise=noise)
-        chunk = m.act_norm.unnormalize(torch.from_numpy(x)).numpy().astype(np.float64)
-        self.generate_seconds += time.perf_counter() - t0
-        return chunk
+        return x
 
     def episode_stats(self) -> dict[str, np.ndarray]:
         return {"generation_calls": self._calls.copy()}

@@ -1,7 +1,8 @@
 """Inference cost per control step, the paper's convention (section 4.1).
 
 A method that runs a *generation* once every ``horizon`` control steps (WARPD: K denoiser
-forwards + one hypernetwork decode; Diffusion Policy: K UNet forwards over the action chunk)
+forwards + one hypernetwork decode; LDP: K denoiser forwards + one chunk decode; Diffusion
+Policy: K UNet forwards over the action chunk)
 and a *per-step* module on every step (WARPD and MLP: the MLP; DP: nothing) costs
 
     flops_per_step = generation_flops / horizon + step_flops
@@ -65,3 +66,26 @@ class StepCost:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "flops_per_step": self.flops_per_step}
+
+
+def latent_diffusion_flops(denoiser, steps: int) -> int:
+    """FLOPs of ``steps`` forwards of a :class:`~warpd_core.models.denoiser.LatentDenoiser`
+    (batch 1, with the condition inputs it uses): the sampling part of one WARPD or LDP generation."""
+    import torch  # noqa: PLC0415
+
+    x = torch.zeros(1, *denoiser.latent_shape)
+    state = torch.zeros(1, denoiser.state_dim) if denoiser.uses_state else None
+    task = torch.zeros(1, dtype=torch.long) if denoiser.uses_task else None
+    return count_flops(denoiser, x, torch.full((1,), 10.0), state, task) * int(steps)
+
+
+def warpd_step_cost(denoiser, hypernet, spec, steps: int, horizon: int) -> StepCost:
+    """WARPD: one generation = ``steps`` denoiser forwards + one hypernetwork decode; the generated
+    MLP (``spec``, a ``PolicySpec``) runs every step."""
+    import torch  # noqa: PLC0415
+
+    from warpd_core.baselines.mlp import mlp_step_cost  # noqa: PLC0415 - mlp imports this module
+
+    generation = latent_diffusion_flops(denoiser, steps) + count_flops(hypernet, torch.zeros(1, denoiser.latent_dim))
+    policy = mlp_step_cost(spec, horizon)
+    return StepCost(generation, policy.step_flops, horizon, policy.step_params, count_params(denoiser, hypernet))

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from warpd_core.baselines.flops import StepCost, count_flops, count_params
+from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import ConfigError, DatasetConfig, PolicyConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
 from warpd_core.envs.pusht import WORKSPACE_SIZE
@@ -49,6 +50,10 @@ class MLPTrainConfig:
         seed: weight init and batch order.
         device: cpu, cuda or cuda:N.
         checkpoint_every: epochs between checkpoints.
+        task_input: ``onehot`` appends the episode's task id as a one-hot to the input
+            (multi-task data read with ``dataset.options.task_key``; see
+            :mod:`warpd_core.baselines.task_input`); ``none`` (default) uses the state only.
+        n_tasks: one-hot width (0: max task id + 1 of the dataset).
     """
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -60,6 +65,8 @@ class MLPTrainConfig:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 1
+    task_input: Literal["none", "onehot"] = "none"
+    n_tasks: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "checkpoint_every"):
@@ -118,6 +125,9 @@ class MLPTrainer(Trainer):
         if self.dist.enabled:
             raise ValueError("mlp baseline: distributed training is not supported (run one process)")
         self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
+        self.n_tasks = 0
+        if cfg.task_input == "onehot":  # the input becomes [state, onehot(task)]
+            self.ds, self.n_tasks = with_task_onehot(self.ds, cfg.n_tasks)
         self.spec = PolicySpec(self.ds.state_dim, tuple(cfg.policy.hidden), self.ds.action_dim, cfg.policy.activation)
         self.model = BCPolicy(self.spec)
         self.model.obs_norm.fit(self.ds.states)
@@ -131,7 +141,8 @@ class MLPTrainer(Trainer):
             self.load()
 
     def extra_meta(self) -> dict:
-        return {"policy_spec": self.spec.to_dict(), "n_pairs": int(self.ds.n_steps), "dataset_source": self.ds.source}
+        return {"policy_spec": self.spec.to_dict(), "n_pairs": int(self.ds.n_steps), "dataset_source": self.ds.source,
+                "task_input": self.cfg.task_input, "n_tasks": self.n_tasks}
 
     def loss(self, rows: torch.Tensor) -> torch.Tensor:
         m = self.model

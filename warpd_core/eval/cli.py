@@ -1,9 +1,11 @@
-"""``warpd eval pusht``: evaluate a bundle, a baseline checkpoint (mlp, dp) or the random baseline on PushT."""
+"""``warpd eval pusht``: evaluate a bundle, a baseline checkpoint (mlp, dp, ldp) or the random baseline on PushT."""
 
 from __future__ import annotations
 
 import argparse
 import os
+
+METHODS = ("warpd", "mlp", "dp", "ldp", "random")
 
 
 def register(subparsers) -> None:
@@ -14,23 +16,18 @@ def register(subparsers) -> None:
                        description="Evaluate on PushT with the paper's protocol (section 4.1): env seeds x repeats "
                                    "for every (action horizon, perturbation magnitude) cell. Flags override the profile.")
     q.add_argument("--model", help="warpd: bundle directory (warpd export); mlp / dp: checkpoint directory "
-                                   "(warpd train mlp|dp --out DIR)")
-    q.add_argument("--method", default="warpd", choices=["warpd", "mlp", "dp", "random"],
+                                   "(warpd train mlp|dp --out DIR); ldp: the 'warpd train ldp' directory holding "
+                                   "stage 2 in its diffusion/ sub-folder")
+    q.add_argument("--method", default="warpd", choices=list(METHODS),
                    help="warpd: the bundle through ControllerCore + GenerationSchedule; mlp: behaviour-cloned MLP; "
-                        "dp: Diffusion Policy, action chunk executed open loop for the horizon; random: uniform random targets")
+                        "dp: Diffusion Policy, action chunk executed open loop for the horizon; ldp: Latent Diffusion "
+                        "Policy, latent decoded to an action chunk executed open loop; random: uniform random targets")
     q.add_argument("--profile", default="paper", choices=["quick", "paper"],
                    help="quick: 10 seeds x 1 repeat, horizons 16 64, magnitudes 0 60; "
                         "paper: 50 seeds x 10 repeats, horizons 16 32 64 128, magnitudes 0..100 step 20")
-    q.add_argument("--horizons", type=int, nargs="+", help="action horizons (control steps)")
-    q.add_argument("--magnitudes", type=float, nargs="+", help="perturbation magnitudes (pixels)")
-    q.add_argument("--probability", type=float, default=0.1, help="perturbation probability per step (default 0.1)")
-    q.add_argument("--seeds", type=int, help="number of env seeds (env i uses base-seed + i)")
-    q.add_argument("--repeats", type=int, help="episodes per env seed and cell")
-    q.add_argument("--base-seed", type=int, default=100_000, help="first env seed (default 100000)")
-    q.add_argument("--seed", type=int, default=0, help="root of the generator and perturbation seeds")
-    q.add_argument("--max-steps", type=int, default=300, help="episode length limit (default 300)")
-    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's (or dp checkpoint's) sampler")
-    q.add_argument("--steps", type=int, help="override the bundle's (or dp checkpoint's) number of sampler steps")
+    add_protocol_arguments(q)
+    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's (or dp / ldp checkpoint's) sampler")
+    q.add_argument("--steps", type=int, help="override the bundle's (or dp / ldp checkpoint's) number of sampler steps")
     q.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="generator backend")
     q.add_argument("--device", default="cpu", help="generator device (cpu, cuda, cuda:N)")
     q.add_argument("--torch-threads", type=int, default=1,
@@ -45,6 +42,26 @@ def register(subparsers) -> None:
     q.set_defaults(func=run_pusht)
 
 
+def add_protocol_arguments(q: argparse.ArgumentParser) -> None:
+    """The flags that override a profile's :class:`~warpd_core.eval.harness.EvalConfig` (read back
+    by :func:`protocol_overrides`); shared with ``warpd compare``."""
+    q.add_argument("--horizons", type=int, nargs="+", help="action horizons (control steps)")
+    q.add_argument("--magnitudes", type=float, nargs="+", help="perturbation magnitudes (pixels)")
+    q.add_argument("--probability", type=float, default=0.1, help="perturbation probability per step (default 0.1)")
+    q.add_argument("--seeds", type=int, help="number of env seeds (env i uses base-seed + i)")
+    q.add_argument("--repeats", type=int, help="episodes per env seed and cell")
+    q.add_argument("--base-seed", type=int, default=100_000, help="first env seed (default 100000)")
+    q.add_argument("--seed", type=int, default=0, help="root of the generator and perturbation seeds")
+    q.add_argument("--max-steps", type=int, default=300, help="episode length limit (default 300)")
+
+
+def protocol_overrides(args: argparse.Namespace) -> dict:
+    """EvalConfig fields from the flags of :func:`add_protocol_arguments` (None = the profile's)."""
+    return {"n_seeds": args.seeds, "repeats": args.repeats, "horizons": args.horizons, "magnitudes": args.magnitudes,
+            "probability": args.probability, "max_steps": args.max_steps, "base_seed": args.base_seed,
+            "seed": args.seed}
+
+
 def build_method(args: argparse.Namespace):
     """The method and the metadata to store with its results."""
     from warpd_core.eval.harness import RandomMethod, WarpdMethod
@@ -53,7 +70,7 @@ def build_method(args: argparse.Namespace):
         return RandomMethod(), {}
     if not args.model:
         raise ValueError(f"eval pusht: --model is required for --method {args.method}")
-    if args.method in ("mlp", "dp"):
+    if args.method in ("mlp", "dp", "ldp"):
         return _build_baseline(args)
     from warpd_core.export.bundle import load_generator
 
@@ -73,7 +90,7 @@ def build_method(args: argparse.Namespace):
 
 
 def _build_baseline(args: argparse.Namespace):
-    """MLPMethod / DPMethod from a ``warpd train mlp|dp`` checkpoint directory (torch backend, CPU)."""
+    """MLPMethod / DPMethod / LDPMethod from a ``warpd train mlp|dp|ldp`` checkpoint directory (torch backend, CPU)."""
     import torch
 
     if args.torch_threads > 0:
@@ -86,8 +103,10 @@ def _build_baseline(args: argparse.Namespace):
         meta = {"policy_layers": list(method.spec.layer_sizes)}
     else:
         from warpd_core.baselines.diffusion_policy import DPMethod
+        from warpd_core.baselines.ldp import LDPMethod
 
-        method = DPMethod.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps)
+        cls = LDPMethod if args.method == "ldp" else DPMethod
+        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps)
         dims = (method.model.obs_dim, method.model.act_dim)
         meta = {"sampler": {"kind": method.sampler.kind, "steps": method.sampler.steps},
                 "chunk_len": method.chunk_len, "trained_horizon": method.max_horizon}
@@ -101,9 +120,7 @@ def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.harness import EvalConfig, evaluate
     from warpd_core.eval.report import write_report
 
-    cfg = EvalConfig.from_profile(args.profile, n_seeds=args.seeds, repeats=args.repeats, horizons=args.horizons,
-                                  magnitudes=args.magnitudes, probability=args.probability, max_steps=args.max_steps,
-                                  base_seed=args.base_seed, seed=args.seed)
+    cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     method, meta = build_method(args)
     if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.baselines.flops)
         meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}

@@ -182,6 +182,16 @@ class PolicyGenerator:
         """Restart the sampling noise from ``seed`` (evaluation repeats)."""
         self._rng = np.random.default_rng(int(seed))
 
+    def step_cost(self, horizon: int):
+        """Inference FLOPs per control step at ``horizon`` (:class:`warpd_core.baselines.flops.StepCost`):
+        ``sampler.steps`` denoiser forwards + one hypernetwork decode per generation, the generated
+        MLP on every step, counted on this generator's torch modules (torch backend only)."""
+        if self.backend != "torch":
+            raise ValueError(f"model {self.model_id}: FLOPs are counted on the torch modules; load it with backend 'torch'")
+        from warpd_core.baselines.flops import warpd_step_cost
+
+        return warpd_step_cost(self._impl.denoiser, self._impl.hypernet, self.spec, self.sampler.steps, horizon)
+
     def generate(self, obs: np.ndarray, task_id: np.ndarray | None = None) -> np.ndarray:
         """obs (B, obs_dim) float32 raw -> flat weights (B, spec.n_weights) float32, normalisation folded in, finite."""
         return self.decode(self.sample_latents(obs, task_id))

@@ -1,4 +1,4 @@
-"""``warpd train vae|diffusion|mlp|dp``."""
+"""``warpd train vae|diffusion|mlp|dp|ldp``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     vae.set_defaults(func=run_vae)
     dif = sub.add_parser("diffusion", help="stage 2: latent diffusion on a trained VAE's latents")
     _common(dif)
-    dif.add_argument("--vae", required=True, help="directory of the trained VAE (output of 'warpd train vae')")
+    dif.add_argument("--vae", required=True, help="directory of the trained VAE (output of 'warpd train vae'; "
+                                                  "or of 'warpd train ldp' for the LDP baseline)")
     dif.set_defaults(func=run_diffusion)
     mlp = sub.add_parser("mlp", help="baseline: behaviour-cloned MLP with the generated policy's architecture")
     _common(mlp)
@@ -37,6 +38,10 @@ def register(subparsers) -> None:
     dp = sub.add_parser("dp", help="baseline: Diffusion Policy (ConditionalUnet1D over an action chunk)")
     _common(dp)
     dp.set_defaults(func=run_baseline, baseline="dp")
+    ldp = sub.add_parser("ldp", help="baseline: Latent Diffusion Policy stage 1 (snippet encoder + MLP chunk decoder); "
+                                     "stage 2: 'warpd train diffusion --vae <ldp dir> --out <ldp dir>/diffusion'")
+    _common(ldp)
+    ldp.set_defaults(func=run_baseline, baseline="ldp")
 
 
 def _out(args, stage: str) -> str:
@@ -102,11 +107,13 @@ def run_diffusion(args) -> int:
 
 
 def run_baseline(args) -> int:
-    """``warpd train mlp|dp``: the baselines of warpd_core.baselines (one process, no DDP)."""
+    """``warpd train mlp|dp|ldp``: the baselines of warpd_core.baselines (one process, no DDP)."""
     from warpd_core.config import load_config
 
     if args.baseline == "mlp":
         from warpd_core.baselines.mlp import MLPTrainConfig as cfg_cls, MLPTrainer as trainer_cls
+    elif args.baseline == "ldp":
+        from warpd_core.baselines.ldp import LDPTrainConfig as cfg_cls, LDPTrainer as trainer_cls
     else:
         from warpd_core.baselines.diffusion_policy import DPTrainConfig as cfg_cls, DPTrainer as trainer_cls
     cfg = load_config(cfg_cls, args.config, args.set)

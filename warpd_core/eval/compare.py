@@ -1,0 +1,485 @@
+"""``warpd compare``: every method on the same protocol, one results folder (paper section 4.1).
+
+``warpd compare pusht --methods warpd=BUNDLE mlp=DIR dp=DIR ldp=DIR random --profile quick --out DIR``
+evaluates each method with the in-process harness (:func:`~warpd_core.eval.harness.evaluate`)
+under one :class:`~warpd_core.eval.harness.EvalConfig`: the same env seeds, method seeds and
+perturbation seeds for every method (common random numbers), and writes
+
+- ``results.json``: config, methods (models, FLOPs per horizon), cells, missing cells, timing;
+- ``results.csv``: one row per method x horizon x magnitude (score mean / std / SE, spread over
+  training seeds, success rate, FLOPs per control step, parameters);
+- ``summary.md``: a combined table and one table per method (no timings, so a rerun with the
+  same seeds gives the same file, as does ``results.csv``: see :data:`CSV_DECIMALS`);
+- ``score_vs_magnitude.png`` (one panel per horizon) and ``score_vs_horizon.png`` (one panel per
+  magnitude): one line per method with SE bars, as the paper's Figure 3.
+
+Method specs (``--methods``), ``LABEL[@H]=DIR[,DIR...]`` or ``random``:
+
+* The kind is read from the directory: ``bundle.json`` -> ``warpd`` (any ``warpd export`` bundle,
+  so WARPD w/o WM is ``warpd_nowm=BUNDLE``); ``last.json`` with stage ``mlp`` / ``dp`` / ``ldp``
+  -> that baseline. The label names the method in every output.
+* ``DIR1,DIR2,DIR3``: models of the same method from different training seeds. Each is evaluated
+  with the same config; a cell pools their episodes (mean, std, SE over all of them) and reports
+  the standard deviation of the per-seed means as the training-seed spread.
+* Horizons (our choice): closed-loop methods (``warpd``, ``mlp``, ``random``) serve every horizon.
+  Chunk methods (``dp``, ``ldp``) execute their chunk open loop, the paper's "action chunk =
+  horizon", so a model serves only the horizon it was trained at (read from its checkpoint);
+  give one spec per horizon under the same label (``dp=runs/dp_h16 dp=runs/dp_h64``).
+  ``LABEL@H=DIR`` binds a model to horizon H explicitly (e.g. a chunk model at a shorter
+  horizon). Cells no model serves are listed as missing (summary.md, results.json) and left
+  blank; two models for one (label, horizon) are an error.
+
+FLOPs per control step (:mod:`warpd_core.baselines.flops`) are counted on the modules each
+method runs; random costs 0.
+
+The Metaworld comparison registers itself as ``warpd compare metaworld`` through
+``warpd_core.eval.metaworld_compare.register_compare(subparsers)`` when that module imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:  # heavy imports (numpy, gym) stay inside the functions: `warpd --help` must be fast
+    from warpd_core.eval.harness import EvalConfig
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+SUMMARY_MD = "summary.md"
+MAGNITUDE_PNG = "score_vs_magnitude.png"
+HORIZON_PNG = "score_vs_horizon.png"
+
+# results.csv rounds floats: the same seeds give the same episodes, but a step's coverage can differ
+# in its last bit between runs in one process (pymunk's contact order follows memory addresses),
+# so full-precision means (results.json) agree to ~1e-15 while the tables are identical.
+CSV_DECIMALS = 9
+CHUNK_KINDS = ("dp", "ldp")  # open-loop chunk methods: one model per horizon
+SWEEP_PROFILES = ("quick", "paper")
+# quick: the paper's grid (Figure 3) with few episodes; paper: the harness's paper protocol
+# (50 env seeds x 10 repeats per training seed, warpd_core.eval.harness.PROFILES["paper"]).
+QUICK_SWEEP: dict = {"n_seeds": 10, "repeats": 1, "horizons": (16, 32, 64, 128),
+                     "magnitudes": (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)}
+
+
+# ----------------------------------------------------------------------------------------
+# Method specs
+# ----------------------------------------------------------------------------------------
+@dataclass
+class MethodSpec:
+    """One compared method: ``models[h]`` = the model directories (training seeds) serving horizon h
+    (``[None]`` for random)."""
+
+    label: str
+    kind: str
+    models: dict[int, list[Optional[str]]] = field(default_factory=dict)
+
+    def directories(self) -> list[Optional[str]]:
+        """Every distinct model directory, in order of first use."""
+        return list(dict.fromkeys(d for dirs in self.models.values() for d in dirs))
+
+
+def model_kind(path: str) -> tuple[str, Optional[int]]:
+    """(kind, trained horizon) of a model directory; the horizon only for chunk methods."""
+    if os.path.isfile(os.path.join(path, "bundle.json")):
+        return "warpd", None
+    meta_path = os.path.join(path, "last.json")
+    if not os.path.isfile(meta_path):
+        raise ValueError(f"{path}: neither bundle.json (warpd export) nor last.json (warpd train mlp|dp|ldp)")
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        stage = meta.get("stage")
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{meta_path}: unreadable checkpoint metadata ({exc})") from None
+    if stage not in ("mlp", *CHUNK_KINDS):
+        raise ValueError(f"{meta_path}: field 'stage' is {stage!r}, expected one of mlp, dp, ldp")
+    if stage not in CHUNK_KINDS:
+        return stage, None
+    horizon = (meta.get("config") or {}).get("horizon")
+    if not isinstance(horizon, int):
+        raise ValueError(f"{meta_path}: field 'config.horizon' missing or not an integer")
+    return stage, horizon
+
+
+def parse_method(text: str) -> tuple[str, Optional[int], list[Optional[str]]]:
+    """``LABEL[@H]=DIR[,DIR...]`` or ``random`` -> (label, H or None, directories)."""
+    if text == "random":
+        return "random", None, [None]
+    if "=" not in text:
+        raise ValueError(f"--methods {text!r}: expected LABEL[@H]=DIR[,DIR...] or random")
+    head, paths = text.split("=", 1)
+    label, _, horizon = head.partition("@")
+    if not label or any(c in label for c in ",=@ "):
+        raise ValueError(f"--methods {text!r}: bad label {label!r}")
+    h = None
+    if horizon:
+        if not horizon.isdigit() or int(horizon) <= 0:
+            raise ValueError(f"--methods {text!r}: horizon after '@' must be a positive integer, got {horizon!r}")
+        h = int(horizon)
+    dirs = [p for p in paths.split(",") if p]
+    if not dirs:
+        raise ValueError(f"--methods {text!r}: no model directory")
+    return label, h, dirs
+
+
+def resolve_methods(texts: Sequence[str], horizons: Sequence[int]) -> tuple[list[MethodSpec], list[dict]]:
+    """Method specs -> the models serving each horizon of ``horizons``, and the missing cells
+    (``{"method", "horizon"}``) no model serves. Raises ValueError naming the spec on conflicts."""
+    specs: dict[str, MethodSpec] = {}
+    for text in texts:
+        label, h, dirs = parse_method(text)
+        kinds = {model_kind(d) if d is not None else ("random", None) for d in dirs}
+        if len({k for k, _ in kinds}) != 1:
+            raise ValueError(f"--methods {text!r}: the directories hold different kinds {sorted(k for k, _ in kinds)}")
+        kind = next(iter(kinds))[0]
+        spec = specs.setdefault(label, MethodSpec(label, kind))
+        if spec.kind != kind:
+            raise ValueError(f"--methods {text!r}: label {label!r} is already a {spec.kind} method, this is {kind}")
+        if h is not None:
+            served = [h] if h in horizons else []
+        elif kind in CHUNK_KINDS:
+            trained = {t for _, t in kinds}
+            if len(trained) != 1:
+                raise ValueError(f"--methods {text!r}: training seeds trained at different horizons {sorted(trained)}")
+            served = [t for t in trained if t in horizons]
+        else:
+            served = list(horizons)
+        for hh in served:
+            if hh in spec.models:
+                raise ValueError(f"--methods {text!r}: {label!r} already has a model for horizon {hh}")
+            spec.models[hh] = list(dirs)
+    missing = [{"method": s.label, "horizon": int(h)} for s in specs.values() for h in horizons if h not in s.models]
+    return list(specs.values()), missing
+
+
+# ----------------------------------------------------------------------------------------
+# Running
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompareCell:
+    """One (method, horizon, magnitude) cell, pooled over the method's training seeds.
+
+    ``score_*`` and ``success_rate`` are over all episodes of the cell (every training seed);
+    ``train_seed_scores`` are the per-seed mean scores and ``train_seed_std`` their sample standard
+    deviation (0 for one seed). FLOPs and parameters are the mean over the seeds' models
+    (identical when they share a config).
+    """
+
+    method: str
+    kind: str
+    horizon: int
+    magnitude: float
+    n_train_seeds: int
+    n_episodes: int
+    score_mean: float
+    score_std: float
+    score_se: float
+    train_seed_std: float
+    success_rate: float
+    flops_per_step: float
+    generation_flops: float
+    step_flops: float
+    generation_params: float
+    step_params: float
+    train_seed_scores: tuple = ()
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["train_seed_scores"] = list(self.train_seed_scores)
+        return d
+
+    @classmethod
+    def csv_fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.name != "train_seed_scores"]
+
+
+@dataclass
+class CompareResults:
+    """Everything a comparison produced (:func:`write_compare` turns it into files)."""
+
+    profile: str
+    config: EvalConfig
+    methods: list[dict]
+    cells: list[CompareCell]
+    missing: list[dict]
+    timing: dict
+
+
+def method_step_cost(kind: str, method, horizon: int):
+    """FLOPs per control step of a built method (:class:`~warpd_core.baselines.flops.StepCost`)."""
+    from warpd_core.baselines.flops import StepCost
+
+    if kind == "warpd":
+        return method.generator.step_cost(horizon)
+    if kind == "random":
+        return StepCost(0, 0, horizon)
+    return method.cost(horizon)
+
+
+def build(kind: str, path: Optional[str], sampler: Optional[str] = None, steps: Optional[int] = None,
+          seed: int = 0):
+    """The harness method for one model directory (``warpd eval``'s builder, torch, 1 thread)."""
+    from warpd_core.eval.cli import build_method
+
+    args = argparse.Namespace(method=kind, model=path, sampler=sampler, steps=steps, backend="torch", device="cpu",
+                              torch_threads=1, seed=seed, max_batch=256)
+    return build_method(args)
+
+
+def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[dict] = (), profile: str = "custom",
+                sampler: Optional[str] = None, steps: Optional[int] = None, progress: bool = True) -> CompareResults:
+    """Evaluate every model of every spec with ``cfg`` (restricted to the horizons it serves) and
+    pool the results per (method, horizon, magnitude)."""
+    import time
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from warpd_core.eval.harness import evaluate
+    from warpd_core.eval.metrics import mean_std_se, summarize
+
+    t_start = time.perf_counter()
+    # every model is loaded before the first episode, so a broken directory fails in seconds
+    jobs = [(s, d, *build(s.kind, d, sampler, steps, cfg.seed)) for s in specs for d in s.directories()]
+    rows: dict[tuple[str, int], list] = {}  # (label, horizon) -> episodes of every seed
+    seed_cells: dict[tuple[str, int, float], dict[int, float]] = {}  # training seed -> mean score
+    costs: dict[tuple[str, int], list[dict]] = {}
+    methods: list[dict] = []
+    timing: dict[str, float] = {}  # evaluation seconds per model, then the whole run's
+    bar = tqdm(jobs, desc="compare pusht", unit="model", disable=not progress)
+    for spec, path, method, meta in bar:
+        bar.set_postfix(method=spec.label)
+        horizons = tuple(h for h in cfg.horizons if path in spec.models.get(h, ()))
+        method.name = spec.label
+        res = evaluate(method, dataclasses.replace(cfg, horizons=horizons), progress=progress, meta=meta)
+        info = {"path": None if path is None else os.path.abspath(path), "horizons": list(horizons), "cost": {}}
+        for h in horizons:
+            seed = spec.models[h].index(path)
+            rows.setdefault((spec.label, h), []).extend(r for r in res.rows if r.horizon == h)
+            for c in res.cells:
+                if c.horizon == h:
+                    seed_cells.setdefault((spec.label, h, c.magnitude), {})[seed] = c.score_mean
+            cost = method_step_cost(spec.kind, method, h).to_dict()
+            costs.setdefault((spec.label, h), []).append(cost)
+            info["cost"][str(h)] = cost
+        info["meta"] = {k: v for k, v in res.meta.items() if k not in ("wall_seconds", "cell_seconds")}
+        timing[f"{spec.label}:{path}"] = res.meta["wall_seconds"]
+        methods.append({"method": spec.label, "kind": spec.kind, **info})
+    bar.close()
+    kinds = {s.label: s.kind for s in specs}
+    cells = []
+    for (label, h), eps in rows.items():
+        for c in summarize(eps):
+            per_seed = [score for _, score in sorted(seed_cells[(label, h, c.magnitude)].items())]
+            cost = {k: float(np.mean([x[k] for x in costs[(label, h)]])) for k in costs[(label, h)][0]}
+            cells.append(CompareCell(
+                method=label, kind=kinds[label], horizon=h, magnitude=c.magnitude, n_train_seeds=len(per_seed),
+                n_episodes=c.n_episodes, score_mean=c.score_mean, score_std=c.score_std, score_se=c.score_se,
+                train_seed_std=mean_std_se(per_seed)[1], success_rate=c.success_rate,
+                flops_per_step=cost["flops_per_step"], generation_flops=cost["generation_flops"],
+                step_flops=cost["step_flops"], generation_params=cost["generation_params"],
+                step_params=cost["step_params"], train_seed_scores=tuple(per_seed)))
+    order = {s.label: i for i, s in enumerate(specs)}
+    cells.sort(key=lambda c: (order[c.method], c.horizon, c.magnitude))
+    timing["total_seconds"] = round(time.perf_counter() - t_start, 3)
+    return CompareResults(profile, cfg, methods, cells, list(missing), timing)
+
+
+# ----------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------
+def _mflops(x: float) -> str:
+    return f"{x / 1e6:.4g}"
+
+
+def summary_markdown(res: CompareResults) -> str:
+    from warpd_core.eval.report import markdown_grid
+
+    cfg = res.config
+    labels = list(dict.fromkeys(c.method for c in res.cells))
+    mags = sorted({c.magnitude for c in res.cells})
+    by = {(c.method, c.horizon, c.magnitude): c for c in res.cells}
+    lines = [
+        f"# PushT comparison ({res.profile} profile)",
+        "",
+        f"Every method: {cfg.n_seeds} env seeds ({cfg.base_seed}..{cfg.base_seed + cfg.n_seeds - 1}) x "
+        f"{cfg.repeats} repeat(s) per training seed and cell, the same env, method and perturbation seeds "
+        f"(root seed {cfg.seed}); perturbation probability {cfg.probability:g} per step; at most {cfg.max_steps} steps.",
+        "Score = mean over episodes of clip(max coverage / 0.95, 0, 1); ± = standard error over the cell's episodes "
+        "(all training seeds pooled); 'seed sd' = standard deviation of the training seeds' mean scores.",
+        "FLOPs per control step = generation FLOPs / horizon + per-step FLOPs (FlopCounterMode on the modules "
+        "that run, 2 per multiply-add, batch 1).",
+        "",
+        "## All methods: mean score",
+        "",
+        "| horizon | method | MFLOPs/step | " + " | ".join(f"{m:g} px" for m in mags) + " |",
+        "|---" * (len(mags) + 3) + "|",
+    ]
+    for h in sorted({c.horizon for c in res.cells}):
+        for label in labels:
+            row = [by.get((label, h, m)) for m in mags]
+            if not any(row):
+                continue
+            flops = next(c.flops_per_step for c in row if c)
+            lines.append(f"| {h} | {label} | {_mflops(flops)} | "
+                         + " | ".join(f"{c.score_mean:.3f} ± {c.score_se:.3f}" if c else "" for c in row) + " |")
+    for label in labels:
+        cells = [c for c in res.cells if c.method == label]
+        info = [m for m in res.methods if m["method"] == label]
+        seeds = max(c.n_train_seeds for c in cells)
+
+        def fmt(c: CompareCell) -> str:
+            return f"{c.score_mean:.3f} ± {c.score_se:.3f}" + (f" (seed sd {c.train_seed_std:.3f})" if seeds > 1 else "")
+
+        lines += ["", f"## {label} ({cells[0].kind})", ""]
+        lines += [f"- `{m['path']}`: horizons {', '.join(map(str, m['horizons']))}" for m in info if m["path"]]
+        lines += ["", f"Mean score ({seeds} training seed{'s' if seeds > 1 else ''}):", "", markdown_grid(cells, fmt),
+                  "", "Success rate (coverage > 0.95 at some step):", "",
+                  markdown_grid(cells, lambda c: f"{c.success_rate:.3f}"), "",
+                  "| horizon | MFLOPs/step | generation MFLOPs | per-step MFLOPs | generation params | per-step params |",
+                  "|---|---|---|---|---|---|"]
+        for c in cells:
+            if c.magnitude == cells[0].magnitude:
+                lines.append(f"| {c.horizon} | {_mflops(c.flops_per_step)} | {_mflops(c.generation_flops)} | "
+                             f"{_mflops(c.step_flops)} | {c.generation_params:.0f} | {c.step_params:.0f} |")
+    if res.missing:
+        lines += ["", "## Not evaluated", "",
+                  "No model for these cells (chunk methods need one model per horizon):", ""]
+        lines += [f"- {m['method']} at horizon {m['horizon']}" for m in res.missing]
+    return "\n".join(lines) + "\n"
+
+
+def plot_panels(cells: Sequence[CompareCell], x: str, panel: str, path: str, title: str) -> str:
+    """Mean score with SE bars against ``x`` ('magnitude' or 'horizon', the latter on a log2 axis),
+    one panel per value of ``panel``, one line per method (paper, Figure 3)."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(c.method for c in cells))
+    panels = sorted({getattr(c, panel) for c in cells})
+    xs = sorted({getattr(c, x) for c in cells})
+    colors = dict(zip(labels, plt.get_cmap("tab10")(np.arange(len(labels)) % 10)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.0, 3.4), dpi=120, squeeze=False,
+                             sharey=True)
+    handles: dict = {}
+    for ax, pv in zip(axes[0], panels):
+        for label in labels:
+            pts = sorted((getattr(c, x), c.score_mean, c.score_se) for c in cells
+                         if c.method == label and getattr(c, panel) == pv)
+            if pts:
+                xv, y, se = (np.array(v) for v in zip(*pts))
+                handles[label] = ax.errorbar(xv, y, yerr=se, marker="o", ms=3.5, capsize=2.5, lw=1.4,
+                                             color=colors[label], label=label)
+        if x == "horizon":
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(xs)
+            ax.set_xticklabels([str(v) for v in xs])
+            ax.minorticks_off()
+            ax.set_xlabel("action horizon (steps)")
+        else:
+            ax.set_xlabel("perturbation magnitude (px)")
+        if len(xs) == 1:
+            ax.set_xlim(xs[0] / 1.5, xs[0] * 1.5) if x == "horizon" else ax.set_xlim(xs[0] - 10, xs[0] + 10)
+        ax.set_title(f"horizon {pv}" if panel == "horizon" else f"{pv:g} px", fontsize=9)
+        ax.set_ylim(0.0, 1.05)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("score")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0 - 0.9 / fig.get_figwidth(), 1.0))
+    fig.legend([handles[k] for k in labels if k in handles], [k for k in labels if k in handles], fontsize=7,
+               loc="center right")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_compare(res: CompareResults, out_dir: str) -> dict[str, str]:
+    """Write every output into ``out_dir`` (created); returns ``{kind: path}``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, n) for k, n in (("json", RESULTS_JSON), ("csv", RESULTS_CSV),
+                                                      ("summary", SUMMARY_MD), ("magnitude_plot", MAGNITUDE_PNG),
+                                                      ("horizon_plot", HORIZON_PNG))}
+    with open(paths["json"], "w", encoding="utf-8") as fh:
+        json.dump({"profile": res.profile, "config": res.config.to_dict(), "methods": res.methods,
+                   "cells": [c.to_dict() for c in res.cells], "missing": res.missing, "timing": res.timing},
+                  fh, indent=1)
+        fh.write("\n")
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CompareCell.csv_fields(), extrasaction="ignore")
+        w.writeheader()
+        for c in res.cells:
+            w.writerow({k: round(v, CSV_DECIMALS) if isinstance(v, float) else v for k, v in c.to_dict().items()})
+    with open(paths["summary"], "w", encoding="utf-8") as fh:
+        fh.write(summary_markdown(res))
+    p = res.config.probability
+    plot_panels(res.cells, "magnitude", "horizon", paths["magnitude_plot"], f"PushT: score vs perturbation (p = {p:g})")
+    plot_panels(res.cells, "horizon", "magnitude", paths["horizon_plot"], f"PushT: score vs action horizon (p = {p:g})")
+    return paths
+
+
+# ----------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    """``warpd compare pusht`` (+ ``warpd compare metaworld`` when its module imports)."""
+    from warpd_core.eval.cli import add_protocol_arguments
+
+    p = subparsers.add_parser("compare", help="evaluate several methods on one protocol -> JSON, CSV, markdown, PNG",
+                              description="warpd compare pusht --methods warpd=BUNDLE mlp=DIR dp=DIR ldp=DIR random")
+    sub = p.add_subparsers(dest="env", metavar="ENV", required=True)
+    q = sub.add_parser("pusht", help="PushT: every method, horizons x perturbation magnitudes, same seeds",
+                       description="Evaluate every method with the same PushT protocol (env, method and perturbation "
+                                   "seeds) and write results.json, results.csv, summary.md and the Figure-3 plots. "
+                                   "Flags override the profile.")
+    q.add_argument("--methods", nargs="+", required=True, metavar="SPEC",
+                   help="LABEL[@H]=DIR[,DIR...] or random. The kind comes from DIR (bundle.json: warpd; last.json "
+                        "stage mlp/dp/ldp); commas separate training seeds (averaged, spread reported); dp/ldp serve "
+                        "the horizon they were trained at (repeat the label per horizon), LABEL@H=DIR binds a model "
+                        "to horizon H")
+    q.add_argument("--profile", default="quick", choices=SWEEP_PROFILES,
+                   help="quick: 10 seeds x 1 repeat on horizons 16 32 64 128 x magnitudes 0..100 step 20; "
+                        "paper: 50 seeds x 10 repeats (per training seed), same grid")
+    add_protocol_arguments(q)
+    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override every diffusion method's sampler")
+    q.add_argument("--steps", type=int, help="override every diffusion method's number of sampler steps")
+    q.add_argument("--out", default="results/compare_pusht", help="results folder (default results/compare_pusht)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=run_pusht)
+    try:
+        from warpd_core.eval.metaworld_compare import register_compare
+
+        register_compare(sub)
+    except Exception as exc:  # noqa: BLE001 - Metaworld is optional; PushT must keep working
+        p.epilog = f"warpd compare metaworld unavailable ({type(exc).__name__}: {exc})"
+
+
+def sweep_config(profile: str, **overrides) -> "EvalConfig":
+    """The EvalConfig of a sweep profile (:data:`SWEEP_PROFILES`) with non-None fields replaced."""
+    from warpd_core.eval.harness import PROFILES, EvalConfig
+
+    if profile not in SWEEP_PROFILES:
+        raise ValueError(f"profile must be one of {list(SWEEP_PROFILES)}, got {profile!r}")
+    base = QUICK_SWEEP if profile == "quick" else PROFILES["paper"]
+    return EvalConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def run_pusht(args: argparse.Namespace) -> int:
+    from warpd_core.eval.cli import protocol_overrides
+
+    cfg = sweep_config(args.profile, **protocol_overrides(args))
+    specs, missing = resolve_methods(args.methods, cfg.horizons)
+    res = run_compare(specs, cfg, missing, args.profile, args.sampler, args.steps, progress=not args.quiet)
+    paths = write_compare(res, args.out)
+    print(open(paths["summary"], encoding="utf-8").read())
+    print(f"wall time {res.timing['total_seconds']:.1f} s; wrote {os.path.abspath(args.out)}: "
+          + ", ".join(sorted(os.path.basename(p) for p in paths.values())))
+    return 0

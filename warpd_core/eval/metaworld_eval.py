@@ -1,0 +1,355 @@
+"""In-process Metaworld evaluation: success rate per task and FLOPs per control step, per method.
+
+Protocol (ours; the paper gives the tasks, the trajectory length 500 and success rates):
+for every task of :data:`~warpd_core.envs.metaworld_env.TASKS` (or a subset),
+``episodes_per_task`` episodes on env seeds ``base_seed + i`` (100000 on: the expert
+demonstrations use seeds from 0, so no test configuration was demonstrated), run in lock-step
+across the episodes of the task. An episode succeeds when ``info['success']`` is true at any
+step; with ``stop_on_success`` (default) it ends at its first success, which changes no
+success but saves the steps after it. The method seed of a task is
+``derive_seed(seed, task_id)``, the same for every method.
+
+Methods (each wrapped in an :class:`EvalMethod`: the harness method, its action horizon, its
+cost and how to tell it the task):
+
+* ``warpd``: a task-conditioned bundle (condition ``task`` or ``state+task``) through the
+  runtime's own :class:`~warpd_core.eval.harness.WarpdMethod` -- a
+  :class:`~warpd_core.runtime.ControllerCore` per episode with action limits [-1, 1] and
+  ``max_policy_age`` >= the episode length, and a ``GenerationSchedule`` whose horizon is the
+  episode length: **one generation per episode**, from the first observation and the task
+  id; the generated MLP then acts on every step of the episode.
+* ``mlp``: a ``warpd train mlp`` checkpoint trained with ``task_input: onehot``: the one-hot
+  task id is appended to every observation (:class:`~warpd_core.baselines.task_input.TaskInputMethod`).
+* ``dp``: a ``warpd train dp`` checkpoint (``task_input: onehot``): Diffusion Policy replans
+  every ``horizon`` steps (its trained horizon unless given) and runs the chunk open loop.
+
+FLOPs per control step (:mod:`warpd_core.baselines.flops`): generation FLOPs / horizon +
+per-step FLOPs. For WARPD the horizon is the episode length ``max_steps`` (one generation
+serves the whole episode; the paper's convention with 500 steps), counted at the nominal
+length even when ``stop_on_success`` ends an episode early; for DP its action horizon; the
+MLP has no generation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from warpd_core.envs.metaworld_env import (
+    ACT_DIM,
+    ACTION_HIGH,
+    ACTION_LOW,
+    DEFAULT_MAX_STEPS,
+    MAX_PATH_LENGTH,
+    OBS_DIM,
+    TASKS,
+    MetaworldEnv,
+    parse_tasks,
+    task_id,
+)
+from warpd_core.eval.harness import WarpdMethod, derive_seed
+from warpd_core.runtime import ControllerConfig
+
+KINDS = ("warpd", "mlp", "dp")
+DEFAULT_BASE_SEED = 100_000
+
+
+def metaworld_controller_config(horizon: int, max_steps: int = DEFAULT_MAX_STEPS) -> ControllerConfig:
+    """The controller for Metaworld: 39-d observations, 4-d actions clamped to [-1, 1], safe
+    action ``hold``, ``max_policy_age`` = max(horizon, max_steps) so a policy generated at the
+    first step may run the whole episode."""
+    return ControllerConfig(obs_dim=OBS_DIM, act_dim=ACT_DIM, action_low=[ACTION_LOW], action_high=[ACTION_HIGH],
+                            safe_mode="hold", max_policy_age=max(int(horizon), int(max_steps)))
+
+
+@dataclass
+class MetaworldEvalConfig:
+    """Attributes:
+        tasks: task names (Table 4 order by default).
+        episodes_per_task: episodes (env seeds) per task.
+        max_steps: episode length (metaworld and the paper: 500; at most 500).
+        base_seed: env seed of episode 0 of every task.
+        seed: root of the method seeds (generator / diffusion noise).
+        stop_on_success: end an episode at its first success.
+    """
+
+    tasks: tuple = TASKS
+    episodes_per_task: int = 10
+    max_steps: int = DEFAULT_MAX_STEPS
+    base_seed: int = DEFAULT_BASE_SEED
+    seed: int = 0
+    stop_on_success: bool = True
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(parse_tasks(list(self.tasks)))
+        if int(self.episodes_per_task) <= 0:
+            raise ValueError(f"episodes_per_task: expected > 0, got {self.episodes_per_task}")
+        if not 1 <= int(self.max_steps) <= MAX_PATH_LENGTH:
+            raise ValueError(f"max_steps: expected 1..{MAX_PATH_LENGTH}, got {self.max_steps}")
+        if int(self.base_seed) < 0:
+            raise ValueError(f"base_seed: expected >= 0, got {self.base_seed}")
+
+    def to_dict(self) -> dict:
+        return {"tasks": list(self.tasks), "episodes_per_task": int(self.episodes_per_task),
+                "max_steps": int(self.max_steps), "base_seed": int(self.base_seed), "seed": int(self.seed),
+                "stop_on_success": bool(self.stop_on_success)}
+
+
+@dataclass
+class EvalMethod:
+    """A method ready for :func:`evaluate_metaworld`.
+
+    Attributes:
+        label: name in the results.
+        kind: ``warpd``, ``mlp`` or ``dp``.
+        method: a harness method (``reset``, ``act``, ``episode_stats``).
+        horizon: action horizon passed to ``reset`` (WARPD: the episode length).
+        cost: :class:`~warpd_core.baselines.flops.StepCost` at that horizon.
+        set_task: called with the task id before each task's episodes.
+        info: model facts for the results (path, sizes, sampler, ...).
+    """
+
+    label: str
+    kind: str
+    method: Any
+    horizon: int
+    cost: Any
+    set_task: Callable[[int], None]
+    info: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------
+# Building methods from trained models
+# ----------------------------------------------------------------------------------------
+def model_kind(path: str) -> str:
+    """``warpd`` for a bundle directory (``bundle.json``), else the ``stage`` of ``last.json``
+    (``mlp`` / ``dp``). Raises ValueError naming the path otherwise."""
+    if os.path.isfile(os.path.join(path, "bundle.json")):
+        return "warpd"
+    meta_path = os.path.join(path, "last.json")
+    if not os.path.isfile(meta_path):
+        raise ValueError(f"{path}: not a bundle (no bundle.json) nor a checkpoint directory (no last.json)")
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            stage = json.load(fh).get("stage")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{meta_path}: cannot read ({exc})") from None
+    if stage not in ("mlp", "dp"):
+        raise ValueError(f"{meta_path}: field 'stage' is {stage!r}; Metaworld compares bundles, mlp and dp checkpoints")
+    return stage
+
+
+def _check_obs_dim(path: str, got: int, n_tasks: int) -> None:
+    if got != OBS_DIM + n_tasks:
+        raise ValueError(f"{path}: input size {got}, expected {OBS_DIM} (Metaworld observation) + {n_tasks} "
+                         "(task one-hot): not a Metaworld model")
+
+
+def warpd_method(path: str, max_steps: int, label: str = "warpd", sampler: Optional[str] = None,
+                 steps: Optional[int] = None, max_batch: int = 256) -> EvalMethod:
+    """A task-conditioned bundle, one generation per episode (horizon = ``max_steps``)."""
+    from warpd_core.export.bundle import load_generator  # noqa: PLC0415
+
+    gen = load_generator(path, backend="torch", sampler=sampler, steps=steps)
+    if (gen.obs_dim, gen.act_dim) != (OBS_DIM, ACT_DIM):
+        raise ValueError(f"{path}: obs_dim {gen.obs_dim}, act_dim {gen.act_dim}; Metaworld needs {OBS_DIM} and {ACT_DIM}")
+    if gen.n_tasks <= 0 or "task" not in gen.condition:
+        raise ValueError(f"{path}: field 'condition' is {gen.condition!r}; Metaworld needs a task-conditioned bundle "
+                         "('task' or 'state+task')")
+    horizon = int(max_steps)
+    method = WarpdMethod(gen, controller=lambda h: metaworld_controller_config(h, max_steps), task_id=0,
+                         max_batch=max_batch, name=label)
+
+    def set_task(t: int) -> None:
+        if not 0 <= int(t) < gen.n_tasks:
+            raise ValueError(f"{path}: task id {t} outside the bundle's {gen.n_tasks} tasks")
+        method.task_id = int(t)
+
+    info = {"path": os.path.abspath(path), "model_id": gen.model_id, "condition": gen.condition,
+            "n_tasks": gen.n_tasks, "trained_horizon": gen.horizon, "policy_layers": list(gen.spec.layer_sizes),
+            "policy_width": int(gen.spec.hidden[0]) if gen.spec.hidden else 0,
+            "sampler": {"kind": gen.sampler.kind, "steps": int(gen.sampler.steps)},
+            "unet_size": gen.meta["denoiser"]["unet_size"], "decoder_layers": list(gen.meta["decoder"]["layers"])}
+    return EvalMethod(label, "warpd", method, horizon, warpd_cost(gen, horizon), set_task, info)
+
+
+def warpd_cost(gen, horizon: int):
+    """StepCost of a bundle at ``horizon``: ``sampler.steps`` denoiser forwards + one hypernetwork
+    decode per generation, the generated MLP every step (counted on the torch modules)."""
+    if callable(getattr(gen, "step_cost", None)):
+        return gen.step_cost(horizon)
+    import torch  # noqa: PLC0415
+
+    from warpd_core.baselines.flops import StepCost, count_flops, count_params  # noqa: PLC0415
+    from warpd_core.baselines.mlp import mlp_step_cost  # noqa: PLC0415
+
+    den, hyp = gen._impl.denoiser, gen._impl.hypernet
+    x = torch.zeros(1, *den.latent_shape)
+    state = torch.zeros(1, den.state_dim) if den.uses_state else None
+    task = torch.zeros(1, dtype=torch.long) if den.uses_task else None
+    gen_flops = count_flops(den, x, torch.full((1,), 10.0), state, task) * int(gen.sampler.steps)
+    gen_flops += count_flops(hyp, torch.zeros(1, den.latent_dim))
+    policy = mlp_step_cost(gen.spec, horizon)
+    return StepCost(gen_flops, policy.step_flops, horizon, policy.step_params, count_params(den, hyp))
+
+
+def mlp_method(path: str, max_steps: int, label: str = "mlp") -> EvalMethod:
+    """A behaviour-cloned MLP; with ``task_input: onehot`` the task one-hot is appended to the input."""
+    from warpd_core.baselines.mlp import MLPMethod, load_mlp, mlp_step_cost  # noqa: PLC0415
+    from warpd_core.baselines.task_input import TaskInputMethod  # noqa: PLC0415
+
+    model, cfg, meta = load_mlp(path)
+    n_tasks = int(meta.get("n_tasks", 0)) if getattr(cfg, "task_input", "none") == "onehot" else 0
+    _check_obs_dim(path, model.spec.in_dim, n_tasks)
+    inner = MLPMethod(model.spec, model.flat_weights(), name=label, low=ACTION_LOW, high=ACTION_HIGH)
+    method = TaskInputMethod(inner, n_tasks) if n_tasks else inner
+    set_task = method.set_task if n_tasks else (lambda t: None)
+    info = {"path": os.path.abspath(path), "task_input": "onehot" if n_tasks else "none", "n_tasks": n_tasks,
+            "policy_layers": list(model.spec.layer_sizes), "policy_width": int(model.spec.hidden[0])}
+    return EvalMethod(label, "mlp", method, int(max_steps), mlp_step_cost(model.spec, int(max_steps)), set_task, info)
+
+
+def dp_method(path: str, label: str = "dp", horizon: Optional[int] = None, sampler: Optional[str] = None,
+              steps: Optional[int] = None) -> EvalMethod:
+    """Diffusion Policy; replans every ``horizon`` steps (default: its trained horizon)."""
+    from warpd_core.baselines.diffusion_policy import DPMethod, load_dp  # noqa: PLC0415
+    from warpd_core.baselines.task_input import TaskInputMethod  # noqa: PLC0415
+    from warpd_core.models.schedulers import NumpySampler  # noqa: PLC0415
+
+    model, cfg, meta = load_dp(path)
+    n_tasks = int(meta.get("n_tasks", 0)) if getattr(cfg, "task_input", "none") == "onehot" else 0
+    _check_obs_dim(path, model.obs_dim, n_tasks)
+    kind = sampler or cfg.sampler
+    if steps is None:  # as DPMethod.from_checkpoint: the config's steps for its sampler (or DDIM), DDPM all
+        steps = cfg.sampler_steps if kind == cfg.sampler or kind == "ddim" else cfg.num_train_timesteps
+    smp = NumpySampler(cfg.num_train_timesteps, cfg.beta_schedule, kind, int(steps))
+    inner = DPMethod(model, int(meta["chunk_len"]), cfg.horizon, smp, name=label, low=ACTION_LOW, high=ACTION_HIGH)
+    h = int(horizon or cfg.horizon)
+    if not 1 <= h <= cfg.horizon:
+        raise ValueError(f"{path}: horizon {h} outside 1..{cfg.horizon} (the trained action chunk)")
+    method = TaskInputMethod(inner, n_tasks) if n_tasks else inner
+    set_task = method.set_task if n_tasks else (lambda t: None)
+    info = {"path": os.path.abspath(path), "task_input": "onehot" if n_tasks else "none", "n_tasks": n_tasks,
+            "unet_size": cfg.unet_size, "trained_horizon": cfg.horizon, "chunk_len": int(meta["chunk_len"]),
+            "sampler": {"kind": smp.kind, "steps": int(smp.steps)}}
+    return EvalMethod(label, "dp", method, h, inner.cost(h), set_task, info)
+
+
+def build_method(path: str, max_steps: int, label: Optional[str] = None, horizon: Optional[int] = None,
+                 sampler: Optional[str] = None, steps: Optional[int] = None) -> EvalMethod:
+    """An :class:`EvalMethod` for any model directory (kind from :func:`model_kind`)."""
+    kind = model_kind(path)
+    label = label or f"{kind}:{os.path.basename(os.path.normpath(path))}"
+    if kind == "warpd":
+        if horizon is not None and int(horizon) != int(max_steps):
+            raise ValueError(f"{path}: WARPD on Metaworld generates once per episode; horizon {horizon} != "
+                             f"max_steps {max_steps}")
+        return warpd_method(path, max_steps, label, sampler, steps)
+    if kind == "mlp":
+        return mlp_method(path, max_steps, label)
+    return dp_method(path, label, horizon, sampler, steps)
+
+
+# ----------------------------------------------------------------------------------------
+# Running episodes
+# ----------------------------------------------------------------------------------------
+def close_envs(pool: dict) -> None:
+    """Close and forget every env of an ``env_pool``."""
+    for envs in pool.values():
+        for env in envs:
+            env.close()
+    pool.clear()
+
+
+def run_task_episodes(method: Any, envs: Sequence[MetaworldEnv], env_seeds: Sequence[int], horizon: int,
+                      method_seed: int, stop_on_success: bool = True) -> list[dict]:
+    """One episode per env (all the same task) in lock-step; one dict of raw results per env."""
+    n = len(envs)
+    if len(env_seeds) != n:
+        raise ValueError(f"need one env seed per env, got {len(env_seeds)} for {n} envs")
+    obs = np.stack([env.reset(int(s)) for env, s in zip(envs, env_seeds)]).astype(np.float32)
+    method.reset(n, int(horizon), int(method_seed))
+    steps = np.zeros(n, np.int64)
+    active = np.ones(n, bool)
+    while active.any():
+        actions = np.asarray(method.act(obs, steps, active), dtype=np.float64)
+        if actions.shape != (n, ACT_DIM):
+            raise ValueError(f"method {method.name}: act returned shape {actions.shape}, expected ({n}, {ACT_DIM})")
+        for i in np.flatnonzero(active):
+            res = envs[i].step(actions[i])
+            steps[i] += 1
+            obs[i] = res.obs
+            if res.done or (stop_on_success and envs[i].success):
+                active[i] = False
+    stats = method.episode_stats()
+    zeros = np.zeros(n, np.int64)
+    calls, safe = stats.get("generation_calls", zeros), stats.get("safe_steps", zeros)
+    return [{"env_seed": int(env_seeds[i]), "success": bool(envs[i].success),
+             "first_success": envs[i].first_success, "steps": int(steps[i]),
+             "generation_calls": int(calls[i]), "safe_steps": int(safe[i])} for i in range(n)]
+
+
+def evaluate_metaworld(m: EvalMethod, cfg: MetaworldEvalConfig, progress: bool = True,
+                       env_pool: Optional[dict] = None) -> dict:
+    """Evaluate ``m`` on every task of ``cfg``. Returns a dict with ``label, kind, info, cost
+    (StepCost.to_dict), flops_per_step, success (task -> rate), mean_success (mean over tasks),
+    se (binomial standard error of the pooled rate), n_episodes, episodes (rows), seconds``.
+
+    ``env_pool`` (a dict, optional) keeps the envs between calls (building one takes ~0.1 s;
+    every reset is seeded, so reusing them changes nothing); the caller closes them
+    (:func:`close_envs`). Without it the envs are built and closed here."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    rows: list[dict] = []
+    success: dict[str, float] = {}
+    task_seconds: dict[str, float] = {}
+    t_start = time.perf_counter()
+    seeds = [int(cfg.base_seed) + i for i in range(int(cfg.episodes_per_task))]
+    bar = tqdm(total=len(cfg.tasks), desc=f"metaworld {m.label}", unit="task", disable=not progress)
+    try:
+        for task in cfg.tasks:
+            t0 = time.perf_counter()
+            tid = task_id(task)
+            key = (task, int(cfg.max_steps), len(seeds))
+            pool = env_pool if env_pool is not None else {}
+            if key not in pool:
+                pool[key] = [MetaworldEnv(task, max_steps=cfg.max_steps) for _ in seeds]
+            try:
+                m.set_task(tid)
+                raw = run_task_episodes(m.method, pool[key], seeds, m.horizon, derive_seed(cfg.seed, tid),
+                                        cfg.stop_on_success)
+            finally:
+                if env_pool is None:
+                    close_envs(pool)
+            for r in raw:
+                rows.append({"method": m.label, "task": task, "task_id": tid, **r})
+            success[task] = float(np.mean([r["success"] for r in raw]))
+            task_seconds[task] = round(time.perf_counter() - t0, 3)
+            bar.update(1)
+            bar.set_postfix(task=task, success=f"{success[task]:.2f}")
+    finally:
+        bar.close()
+    pooled = np.array([r["success"] for r in rows], np.float64)
+    mean = float(np.mean(list(success.values())))
+    info = dict(m.info)
+    for attr in ("schedule_mismatches", "rejections", "generate_seconds"):
+        obj = m.method.inner if hasattr(m.method, "inner") else m.method
+        if hasattr(obj, attr):
+            info[attr] = getattr(obj, attr)
+    return {
+        "label": m.label, "kind": m.kind, "horizon": int(m.horizon), "info": info,
+        "cost": m.cost.to_dict(), "flops_per_step": float(m.cost.flops_per_step),
+        "gflops_per_step": float(m.cost.flops_per_step) / 1e9,
+        "success": success, "mean_success": mean,
+        "se": float(np.sqrt(max(pooled.mean() * (1 - pooled.mean()), 0.0) / max(len(pooled), 1))),
+        "n_episodes": int(len(rows)),
+        "mean_steps": float(np.mean([r["steps"] for r in rows])),
+        "mean_generation_calls": float(np.mean([r["generation_calls"] for r in rows])),
+        "safe_steps": int(sum(r["safe_steps"] for r in rows)),
+        "episodes": rows, "seconds": round(time.perf_counter() - t_start, 3), "task_seconds": task_seconds,
+    }
