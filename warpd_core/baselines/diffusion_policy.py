@@ -45,7 +45,7 @@ from warpd_core.models.unet1d import ConditionalUnet1D
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
 from warpd_core.train.data import build_dataset
-from warpd_core.train.diffusion_trainer import lr_factor, make_noise_scheduler
+from warpd_core.train.diffusion_trainer import make_noise_scheduler, noise_prediction_epoch
 from warpd_core.train.ema import EMA
 
 STAGE = "dp"
@@ -190,24 +190,8 @@ class DPTrainer(Trainer):
         return F.mse_loss(m(self.scheduler.add_noise(x0, noise, t), t, obs_n), noise)
 
     def run_epoch(self) -> dict:
-        cfg = self.cfg
         perm = torch.from_numpy(self.np_rng.permutation(self.ds.n_steps))
-        starts = range(0, len(perm), cfg.batch_size)
-        opt = self.optimizers["dp"]
-        total_steps = cfg.epochs * self.steps_per_epoch
-        self.model.train()
-        acc = 0.0
-        for b0 in self.progress(starts, len(starts), f"dp epoch {self.epoch + 1}/{cfg.epochs}"):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(self.step, cfg.lr_warmup_steps, total_steps)
-            loss = self.loss(perm[b0 : b0 + cfg.batch_size])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            self.ema.update(self.model)
-            self.step += 1
-            acc += float(loss.detach())
-        return {"loss": acc / max(1, len(starts)), "lr": opt.param_groups[0]["lr"]}
+        return noise_prediction_epoch(self, self.optimizers["dp"], perm, "dp")
 
 
 def load_dp(directory: str, name: str = "last", ema: bool = True) -> tuple[DPNet, DPTrainConfig, dict]:

@@ -91,6 +91,28 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
+def noise_prediction_epoch(trainer: Trainer, opt: torch.optim.Optimizer, perm: torch.Tensor, desc: str) -> dict:
+    """One epoch of the noise-prediction recipe shared by the latent diffusion and the Diffusion
+    Policy baseline: rows ``perm`` in batches of ``cfg.batch_size``, ``trainer.loss(rows)``,
+    warm-up + cosine LR (:func:`lr_factor`), EMA update after every step."""
+    cfg = trainer.cfg
+    starts = range(0, len(perm), cfg.batch_size)
+    total_steps = cfg.epochs * trainer.steps_per_epoch
+    trainer.model.train()
+    acc = 0.0
+    for b0 in trainer.progress(starts, len(starts), f"{desc} epoch {trainer.epoch + 1}/{cfg.epochs}"):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(trainer.step, cfg.lr_warmup_steps, total_steps)
+        loss = trainer.loss(perm[b0 : b0 + cfg.batch_size])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        trainer.ema.update(trainer.model)
+        trainer.step += 1
+        acc += float(loss.detach())
+    return {"loss": acc / max(1, len(starts)), "lr": opt.param_groups[0]["lr"]}
+
+
 class DiffusionTrainer(Trainer):
     stage = "diffusion"
 
@@ -149,27 +171,11 @@ class DiffusionTrainer(Trainer):
         return F.mse_loss(self.run_model(xt, t, state, task), noise)
 
     def run_epoch(self) -> dict:
-        cfg = self.cfg
         n = len(self.data["latents"])
         perm = torch.from_numpy(self.np_rng.permutation(n))
         if self.dist.enabled:
             perm = perm[: n // self.dist.world_size * self.dist.world_size][self.dist.rank :: self.dist.world_size]
-        starts = range(0, len(perm), cfg.batch_size)
-        opt = self.optimizers["denoiser"]
-        total_steps = cfg.epochs * self.steps_per_epoch
-        self.model.train()
-        acc = 0.0
-        for b0 in self.progress(starts, len(starts), f"diffusion epoch {self.epoch + 1}/{cfg.epochs}"):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(self.step, cfg.lr_warmup_steps, total_steps)
-            loss = self.loss(perm[b0 : b0 + cfg.batch_size])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            self.ema.update(self.model)
-            self.step += 1
-            acc += float(loss.detach())
-        return {"loss": acc / max(1, len(starts)), "lr": opt.param_groups[0]["lr"]}
+        return noise_prediction_epoch(self, self.optimizers["denoiser"], perm, "diffusion")
 
 
 def load_diffusion(directory: str, name: str = "last", ema: bool = True) -> tuple[LatentDenoiser, DiffusionTrainConfig, dict]:
