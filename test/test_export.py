@@ -25,6 +25,8 @@ def bundles(tmp_path_factory):
     export_init(str(root / "a"), seed=3, onnx=True, **kw)
     export_init(str(root / "b"), seed=3, **kw)
     export_init(str(root / "task"), seed=1, onnx=True, condition="state+task", n_tasks=3, **kw)
+    # latent (4, 2): the UNet's levels run at lengths 4, 2, 1, where the export trims kernel taps
+    export_init(str(root / "short"), seed=2, onnx=True, **{**kw, "latent_dim": 8, "latent_shape": (4, 2)})
     return root
 
 
@@ -53,7 +55,7 @@ def test_generate_contract(bundles):
         g.generate(np.zeros((2, 4), np.float32))
 
 
-@pytest.mark.parametrize("name,task", [("a", None), ("task", np.array([0, 2, 1]))])
+@pytest.mark.parametrize("name,task", [("a", None), ("task", np.array([0, 2, 1])), ("short", None)])
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_onnx_equals_torch(bundles, name, task, sampler):
     gt = load_generator(bundles / name, backend="torch", sampler=sampler, steps=5, seed=7)
@@ -62,6 +64,31 @@ def test_onnx_equals_torch(bundles, name, task, sampler):
     zo = go.sample_latents(obs_batch(), task)
     np.testing.assert_allclose(zo, zt, rtol=0, atol=1e-4)
     np.testing.assert_allclose(go.decode(zt), gt.decode(zt), rtol=1e-4, atol=1e-4)
+
+
+def test_specialize_conv1d_is_exact_and_trims_dead_taps():
+    from torch import nn
+
+    from warpd_core.export.specialize import Conv1dAs2d, specialize_conv1d
+    from warpd_core.models.denoiser import LatentDenoiser
+
+    torch.manual_seed(0)
+    den = LatentDenoiser(8, (4, 2), "state", 5, unet_size="xs").eval()
+    args = (torch.randn(3, 4, 2), torch.tensor([3.0, 40.0, 90.0]), torch.randn(3, 5))
+    with torch.no_grad():
+        ref = den(*args)
+    counts = specialize_conv1d(den, args)
+    kernels = {name: m.kernel_size[0] for name, m in den.named_modules() if isinstance(m, nn.Conv1d)}
+    # bottom level runs at length 1 (kernel 5 -> 1), the level above at length 2 (5 -> 3)
+    assert kernels["unet.down.2.0.block1.0"] == 1 and kernels["unet.down.1.0.block1.0"] == 3
+    assert kernels["unet.down.0.0.block1.0"] == 5 and counts["trimmed"] > 0
+    with torch.no_grad():
+        torch.testing.assert_close(den(*args), ref, rtol=0, atol=1e-5)
+    specialize_conv1d(den, args, as_conv2d=True)
+    assert not any(isinstance(m, nn.Conv1d) for m in den.modules())
+    assert any(isinstance(m, Conv1dAs2d) for m in den.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(den(*args), ref, rtol=0, atol=1e-5)
 
 
 def test_fold_affine_through_generate(bundles):

@@ -27,6 +27,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+# Diffused latent: the VAE's 256-d latent viewed as (16, 16), or the 8 principal-component
+# coordinates viewed as (8, 1) that the PushT configs diffuse (``latent_pca: 8``).
+LATENTS = {"256": (256, (16, 16)), "pca8": (8, (8, 1))}
+
 
 # -- statistics -------------------------------------------------------------------------------
 def summarize_ns(samples_ns: np.ndarray) -> dict[str, float]:

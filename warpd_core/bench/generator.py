@@ -24,15 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from warpd_core.bench.common import LoadMonitor, Target, write_section
+from warpd_core.bench.common import LATENTS, LoadMonitor, Target, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, HORIZON = 5, 2, (256, 256), 16
 COLUMNS = ["unet", "decoder", "latent", "sampler", "steps", "backend", "reps", "median_ms", "p90_ms", "min_ms",
            "decode_ms", "denoiser_params_m", "hypernet_params_m"]
 HEADLINE = ("m", "s", "ddim", 10)
-# Diffused latent: the VAE's 256-d latent viewed as (16, 16), or the 8 principal-component
-# coordinates viewed as (8, 1) that the PushT configs diffuse (``latent_pca: 8``).
-LATENTS = {"256": (256, (16, 16)), "pca8": (8, (8, 1))}
 
 
 def plan(quick: bool) -> list[tuple[str, str, str, int, str]]:
@@ -131,6 +128,8 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
              f"Policy 5-256-256-2 ({(5 * 256 + 256) + (256 * 256 + 256) + (256 * 2 + 2)} weights); latent 256 = the "
              "VAE latent as (16, 16), pca8 = its top-8 principal-component coordinates as (8, 1) (the shipped PushT "
              "configuration); condition = state; batch 1.",
+             "ONNX graphs are exported specialised to the latent length (warpd_core.export.specialize: kernel taps that "
+             "only see padding trimmed, 1-D convolutions run as 2-D ones); torch runs the modules as trained.",
              f"Each row: 2 warm-up calls, then at least {min_reps} timed calls or {budget:.0f} s."]
     config = {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "hidden": list(HIDDEN), "horizon": HORIZON,
               "torch_threads": torch.get_num_threads(), "backends": list(backends)}

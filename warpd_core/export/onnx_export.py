@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
 from torch import nn
 
+from warpd_core.export.specialize import specialize_conv1d
 from warpd_core.models.denoiser import LatentDenoiser
 from warpd_core.models.hypernet import HyperDecoder
 
@@ -38,7 +40,9 @@ def _export(module: nn.Module, args: tuple, path: str, inputs: list[str], output
 
 
 def export_denoiser(denoiser: LatentDenoiser, path: str, opset: int = 18) -> None:
-    d = denoiser.cpu().eval()
+    """The graph runs a copy specialised to the bundle's latent length (dead taps trimmed,
+    1-D convolutions as 2-D ones; see :mod:`warpd_core.export.specialize`)."""
+    d = copy.deepcopy(denoiser).cpu().eval()
     B = 2
     args = [torch.zeros(B, *d.latent_shape), torch.full((B,), 10.0)]
     names = ["sample", "timestep"]
@@ -48,7 +52,9 @@ def export_denoiser(denoiser: LatentDenoiser, path: str, opset: int = 18) -> Non
     if d.uses_task:
         args.append(torch.zeros(B, dtype=torch.long))
         names.append("task")
-    _export(_DenoiserGraph(d), tuple(args), path, names, ["eps"], opset)
+    graph = _DenoiserGraph(d)
+    specialize_conv1d(graph, tuple(args), as_conv2d=True)
+    _export(graph, tuple(args), path, names, ["eps"], opset)
 
 
 def export_hypernet(hypernet: HyperDecoder, path: str, opset: int = 18) -> None:
