@@ -387,6 +387,9 @@ def test_bad_observations_and_malformed_weights_from_another_process(probe, grap
     reasons = probe.diag["warpd_controller"]["rejected_reasons"]
     for key in ("non-finite", "unknown", "layer_sizes", "horizon", "stale_generation", "policy"):
         assert key in reasons, reasons
+    # activation froze the start-up heap: full collections skip it (DEPLOYING.md, CPU placement)
+    assert int(probe.diag["warpd_controller"]["gc_frozen_objects"]) > 10_000, probe.diag["warpd_controller"]
+    assert len(probe.diag["warpd_controller"]["gc_collections"].split("/")) == 3
 
     # a good policy is still accepted afterwards and installed at the horizon boundary
     w_pub.publish(_policy_msg([300.0, 50.0], generation=50))

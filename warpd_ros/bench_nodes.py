@@ -43,6 +43,7 @@ from warpd_ros import qos
 from warpd_ros.conversions import float32_array, float64_array
 from warpd_ros.msg import Action, Observation, PolicyWeights
 from warpd_ros.sched import apply_scheduling
+from warpd_ros.stats import freeze_heap
 
 INITIAL_GENERATION = 1_000_000_000  # the driver's own policy; generator policies count from 1
 
@@ -60,9 +61,9 @@ def spin(executor, kind: str) -> None:
 
 
 def set_scheduling(args) -> None:
-    """--cpus / --fifo for every thread of this process (warpd_ros.sched)."""
+    """--cpus / --middleware-cpus / --fifo for the threads of this process (warpd_ros.sched)."""
     apply_scheduling(args.cpus, 0, args.fifo, info=lambda m: None,
-                     warn=lambda m: print(f"bench_nodes: {m}", file=sys.stderr))
+                     warn=lambda m: print(f"bench_nodes: {m}", file=sys.stderr), middleware_affinity=args.middleware_cpus)
 
 
 def make_executor(kind: str):
@@ -145,6 +146,7 @@ def drive(args) -> int:
     executor = make_executor(args.executor)
     executor.add_node(node)
     set_scheduling(args)
+    freeze_heap()  # as the controller does: the floor should not include full GC passes
     spinner = threading.Thread(target=spin, args=(executor, args.executor), name="bench-executor", daemon=True)
     spinner.start()
     result: dict = {"rate_hz": args.rate, "duration_s": args.duration, "ok": False}
@@ -256,6 +258,9 @@ def _drive(node: Driver, args) -> dict:
                     "libtorch_loaded": proc_maps_contain(pid, "libtorch")}
     src = node.source[got]
     gens = node.generation[got]
+    # per observation, for looking at where the misses fall (recv 0 = lost)
+    np.savez_compressed(os.path.splitext(args.out)[0] + "_samples.npz", t_due=t_due, t_pub=t_pub, recv=node.recv,
+                        source=node.source, generation=node.generation)
     return {
         "n_sent": n,
         "n_received": int(got.sum()),
@@ -319,6 +324,7 @@ def spin_node(node_cls, args) -> int:
     executor = make_executor(args.executor)
     executor.add_node(node)
     set_scheduling(args)
+    freeze_heap()
     try:
         spin(executor, args.executor)
     finally:
@@ -371,6 +377,7 @@ def main(argv=None) -> int:
         sp.add_argument("--qos", default="sensor", choices=["sensor", "reliable"])
         sp.add_argument("--fifo", type=int, default=0, help="SCHED_FIFO priority for all threads (0 = off)")
         sp.add_argument("--cpus", default="", help="CPUs to pin all threads to, e.g. '0' ('' = off)")
+        sp.add_argument("--middleware-cpus", default="", help="with --cpus: CPUs for every thread but the main one")
         if policy:
             sp.add_argument("--obs-dim", type=int, default=5)
             sp.add_argument("--act-dim", type=int, default=2)

@@ -20,7 +20,8 @@ arrives at a horizon boundary until the next policy is there (at most
 ``lockstep_policy_timeout`` seconds), so lockstep runs do not depend on timing. In realtime
 mode, no observation for ``obs_timeout`` seconds sends the safe action and reports ERROR.
 
-Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` starts
+Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` freezes
+the start-up heap (so a full garbage collection costs microseconds, not milliseconds) and starts
 acting, ``deactivate`` publishes the safe action once and stops commanding, ``cleanup``
 releases. ``autostart: true`` configures and activates at start-up.
 
@@ -30,6 +31,7 @@ GIL is never held by a diffusion step.
 
 from __future__ import annotations
 
+import gc
 import secrets
 import sys
 import time
@@ -48,7 +50,7 @@ from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Action, Observation, PolicyWeights
 from warpd_ros.params import declare
 from warpd_ros.sched import apply_scheduling, parse_cpus
-from warpd_ros.stats import LatencyWindow
+from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap
 
 EXECUTORS = ("events", "single")
 
@@ -72,6 +74,7 @@ _CORE_PARAMS = (
 class ControllerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("warpd_controller", **kwargs)
+        self._gc = GcPauses()  # first: destroy_node removes it, also after a failed start
         p = lambda *a: declare(self, *a)  # noqa: E731
         for name, default, desc in _CORE_PARAMS:
             p(name, default, desc)
@@ -95,6 +98,14 @@ class ControllerNode(Node):
         self.cpu_affinity = str(declare(self, "cpu_affinity", "", "CPUs to pin this process's threads to, e.g. "
                                         "'0', '0,1' or '0-1' ('' = off).", dynamic_typing=True))
         parse_cpus(self.cpu_affinity)  # a malformed list fails at start-up, naming the parameter
+        self.middleware_cpu_affinity = str(declare(
+            self, "middleware_cpu_affinity", "", "With cpu_affinity: CPUs for every thread but the executor's (the DDS "
+            "middleware's, which receive the policies), e.g. the generator's CPU ('' = same as cpu_affinity).",
+            dynamic_typing=True))
+        try:
+            parse_cpus(self.middleware_cpu_affinity)
+        except ValueError as e:
+            raise ValueError(f"middleware_{e}") from None
         self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads (0 = off; needs CAP_SYS_NICE).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.core = None
@@ -217,6 +228,7 @@ class ControllerNode(Node):
                          int(values["size"]), float(values["max_age"]))
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        freeze_heap()
         self.active = True
         self._last_obs_t = time.monotonic()
         if self.hardware:
@@ -237,6 +249,10 @@ class ControllerNode(Node):
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.active = False
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._gc.remove()
+        super().destroy_node()
 
     def _release(self) -> None:
         for hnd in self._handles:
@@ -420,6 +436,9 @@ class ControllerNode(Node):
             "last_safe_reason": self._last_reason,
             "stale_input": self._stale_input,
             "observation_timeout": self._timed_out,
+            "gc_collections": "/".join(str(n) for n in self._gc.collections),
+            "gc_max_pause_ms": round(self._gc.max_pause_s * 1e3, 3),
+            "gc_frozen_objects": gc.get_freeze_count(),
         }
 
     def publish_diagnostics(self) -> None:
@@ -479,7 +498,8 @@ def main(args=None) -> int:
             return 2
         node.trigger_activate()
     log = node.get_logger()
-    apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn)
+    apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn,
+                     middleware_affinity=node.middleware_cpu_affinity)
     executor = make_executor(node.executor_kind)
     executor.add_node(node)
     try:

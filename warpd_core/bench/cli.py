@@ -37,7 +37,8 @@ def register(subparsers) -> None:
                         "written as ros_rt.json/md")
     p.add_argument("--isolate", action="store_true",
                    help="ros section: pin controller, echo and driver to CPU 0 and the generator to the other CPUs "
-                        "at nice 10 (the deployment split of DEPLOYING.md); written as ros[_rt]_iso.json/md")
+                        "at nice 10 (with --rt also the controller's and echo's middleware threads; the "
+                        "deployment split of DEPLOYING.md); written as ros[_rt]_iso.json/md")
     p.set_defaults(func=run)
 
 

@@ -73,13 +73,18 @@ def controller_cmd(executor: str, extra: list[str] = ()) -> list[str]:
     return args + list(extra)
 
 
-def isolation_plan(isolate: bool) -> dict[str, str]:
+def isolation_plan(isolate: bool, fifo: bool = False) -> dict[str, str]:
     """CPU lists per role: the control path (controller, echo, driver = the robot side) on CPU 0,
-    the generator on the other CPUs at nice 10 (``warpd_ros.sched``); empty = no pinning."""
+    the generator on the other CPUs at nice 10 (``warpd_ros.sched``). With SCHED_FIFO the
+    middleware threads of the controller and the echo node (which receive the 270 kB policies)
+    go with the generator and only their executor thread stays on CPU 0; under normal
+    scheduling they stay on CPU 0 (beside a busy generator they would wait for its time slice:
+    BENCHMARKS.md, "middleware threads"). Empty = no pinning."""
     n = os.cpu_count() or 1
     if not isolate or n < 2:
-        return {"control": "", "generator": "", "generator_nice": "0"}
-    return {"control": "0", "generator": f"1-{n - 1}" if n > 2 else "1", "generator_nice": "10"}
+        return {"control": "", "middleware": "", "generator": "", "generator_nice": "0"}
+    rest = f"1-{n - 1}" if n > 2 else "1"
+    return {"control": "0", "middleware": rest if fifo else "", "generator": rest, "generator_nice": "10"}
 
 
 def generator_cmd(bundle: str | None, rate: float, cpus: str = "", nice: str = "0") -> tuple[list[str], str]:
@@ -97,15 +102,17 @@ def run_phase(phase: str, rate: float, duration: float, work: Path, env: dict, e
               bundle: str | None = None, warmup: float = 1.0, fifo: int = 0, isolate: bool = False) -> dict:
     """Start the processes of one phase, drive it, stop it; returns the driver's JSON plus context."""
     tag = f"{phase.replace('+', '_')}_{int(rate)}hz" + ("_rt" if fifo else "") + ("_iso" if isolate else "")
-    cpus = isolation_plan(isolate)
+    cpus = isolation_plan(isolate, fifo > 0)
     rt = (["--fifo", str(fifo)] if fifo else []) + (["--cpus", cpus["control"]] if cpus["control"] else [])
+    mw = ["--middleware-cpus", cpus["middleware"]] if cpus["middleware"] else []
     ctl_extra = (["-p", f"sched_fifo_priority:={fifo}"] if fifo else []) + (
-        ["-p", f"cpu_affinity:={cpus['control']}"] if cpus["control"] else [])
+        ["-p", f"cpu_affinity:={cpus['control']}"] if cpus["control"] else []) + (
+        ["-p", f"middleware_cpu_affinity:={cpus['middleware']}"] if cpus["middleware"] else [])
     procs: dict[str, subprocess.Popen] = {}
     gen_kind = ""
     try:
         if phase == "echo":
-            procs["echo"] = start_process(bench_node_cmd("echo", "--executor", executor, *rt), env, work / f"{tag}_echo.log")
+            procs["echo"] = start_process(bench_node_cmd("echo", "--executor", executor, *rt, *mw), env, work / f"{tag}_echo.log")
         else:
             procs["controller"] = start_process(controller_cmd(executor, ctl_extra), env, work / f"{tag}_controller.log")
             if phase == "controller+generator":
@@ -182,11 +189,12 @@ def run(quick: bool, out_dir: str, executor: str = "events", phases: list[tuple[
     notes: list[str] = []
     rows: list[dict] = []
     section = "ros" + ("_rt" if fifo else "") + ("_iso" if isolate else "")
-    cpus = isolation_plan(isolate)
+    cpus = isolation_plan(isolate, fifo > 0)
     title = "Control loop through rclpy across processes (obs publish -> action receipt)" + (
         f", controller/echo/driver SCHED_FIFO {fifo}" if fifo else "") + (
         f", control path on CPU {cpus['control']}, generator on CPUs {cpus['generator']} at nice {cpus['generator_nice']}"
-        if cpus["control"] else "")
+        if cpus["control"] else "") + (
+        f", controller/echo middleware threads on CPUs {cpus['middleware']}" if cpus["middleware"] else "")
     config = {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "hidden": list(HIDDEN), "horizon": HORIZON,
               "qos": "sensor (best effort, depth 1)", "sched_fifo_priority": fifo, "isolation": cpus}
     if not ok:
