@@ -14,6 +14,9 @@ Implementations side by side on the same weights and observations:
   sequential): ``session.run`` and a preallocated I/O binding (``run_with_iobinding``).
 
 Latency: ``time.perf_counter_ns`` around each call, garbage collector on (as in the node).
+Back-to-back calls keep weights and interpreter paths in cache, which a node woken once per
+observation does not have: ``cold_*`` columns (in-process rows) time calls made
+right after writing to a buffer larger than this core's L2 cache (``EVICT_BYTES``).
 Allocations: for a separate pass, ``tracemalloc`` peak above the traced level just before a
 call (bytes a call allocates, even if it frees them before returning); the share of calls
 that allocate at all is reported too. numpy, torch and onnxruntime register their data
@@ -46,7 +49,9 @@ from warpd_core.runtime.controller import ControllerConfig, ControllerCore, Poli
 
 # name -> (obs_dim, hidden, act_dim). arm7: q, qd (7 + 7) and end-effector position + quaternion (7).
 SIZES = {"pusht_5x256x256x2": (5, (256, 256), 2), "arm7_21x256x256x7": (21, (256, 256), 7)}
-COLUMNS = ["size", "impl", "n", "median_us", "p99_us", "p999_us", "max_us", "alloc_bytes_per_call", "allocating_calls_pct"]
+COLUMNS = ["size", "impl", "n", "median_us", "p99_us", "p999_us", "max_us", "cold_median_us", "cold_p99_us",
+           "alloc_bytes_per_call", "allocating_calls_pct"]
+EVICT_BYTES = 8 << 20  # > the 2 MB L2 per core here; one write per 64-byte line before each cold call
 
 
 def make_policy(obs_dim: int, hidden: tuple, act_dim: int, seed: int = 0) -> tuple[PolicySpec, np.ndarray]:
@@ -71,6 +76,22 @@ def time_calls(fn: Callable[[np.ndarray], object], inputs: list[np.ndarray], n: 
         fn(x)
         out[i] = clock() - t0
     return out
+
+
+def time_cold_calls(fn: Callable[[np.ndarray], object], inputs: list[np.ndarray], n: int) -> dict[str, float]:
+    """Median / p99 (us) of ``n`` calls, each right after a write to every cache line of an
+    ``EVICT_BYTES`` buffer (the call's data and code paths start out of L1/L2)."""
+    junk = np.zeros(EVICT_BYTES, np.uint8)
+    m = len(inputs)
+    out = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        junk[::64] += 1
+        x = inputs[i % m]
+        t0 = clock()
+        fn(x)
+        out[i] = clock() - t0
+    return {"cold_median_us": round(float(np.median(out)) / 1e3, 2), "cold_p99_us": round(float(np.percentile(out, 99)) / 1e3, 2)}
 
 
 def alloc_per_call(fn: Callable[[np.ndarray], object], inputs: list[np.ndarray], n: int) -> dict[str, float]:
@@ -242,6 +263,7 @@ def run(quick: bool, out_dir: str) -> dict:
             t = time_calls(fn, inputs, n, warmup=min(2000, n // 5))
             row = {"size": name, "impl": impl, **summarize_ns(t), **alloc_per_call(fn, inputs, n_alloc),
                    "agrees_with_numpy": agree}
+            row.update(time_cold_calls(fn, inputs, n_alloc))
             rows.append(row)
             print(f"  {name:20s} {impl:22s} median {row['median_us']:7.2f} us  p99 {row['p99_us']:7.2f} us  "
                   f"p99.9 {row['p999_us']:7.2f} us  alloc {row['alloc_bytes_per_call']:.0f} B/call", flush=True)
@@ -264,6 +286,8 @@ def run(quick: bool, out_dir: str) -> dict:
     notes = [
         f"{n} timed calls per row after {min(2000, n // 5)} warm-up calls; timer overhead {overhead:.0f} ns per call is "
         "included in every number (not subtracted).",
+        f"cold_*: {n_alloc} calls, each after writing one byte per cache line of a {EVICT_BYTES >> 20} MB buffer "
+        "(what a node woken once per observation meets; the ROS loop's controller-vs-echo gap).",
         f"Allocations: tracemalloc peak over {n_alloc} separate calls, median bytes per call; 'allocating_calls_pct' "
         "is the share of calls that allocated anything.",
         "torch: torch.no_grad() entered per call, torch.set_num_threads(1). onnxruntime: CPU provider, "
