@@ -76,6 +76,12 @@ assert os.sched_getaffinity(tids[0]) == {n - 1}, os.sched_getaffinity(tids[0])
 ev.set(); print("OK", applied)
 """)
     assert "'middleware_affinity': [" in out
+    # alone it does nothing, and says so
+    out = _run_child("""
+applied = apply_scheduling("", 0, 0, info=lambda m: None, warn=print, middleware_affinity="0")
+ev.set(); print("OK", applied)
+""")
+    assert "needs cpu_affinity" in out and "OK {}" in out
 
 
 def _thread_nice_and_cpus(pid: int) -> list[tuple[int, int, set[int]]]:

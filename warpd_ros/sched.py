@@ -54,7 +54,10 @@ def apply_scheduling(cpu_affinity: str = "", nice: int = 0, fifo_priority: int =
     applied: dict = {}
     tids = [int(t) for t in os.listdir("/proc/self/task")]
     cpus = parse_cpus(cpu_affinity)
-    others = parse_cpus(middleware_affinity) if cpus else set()
+    others = parse_cpus(middleware_affinity)
+    if others and not cpus:
+        warn(f"middleware_cpu_affinity {middleware_affinity!r} not applied: it needs cpu_affinity for the executor thread")
+        others = set()
     me = threading.get_native_id()
     if cpus:
         try:
