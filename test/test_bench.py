@@ -114,3 +114,19 @@ def test_percentiles_in_microseconds():
     s = summarize_ns(np.arange(1, 1001) * 1000)  # 1..1000 us
     assert s["n"] == 1000 and math.isclose(s["median_us"], 500.5) and s["max_us"] == 1000.0
     assert 990 <= s["p99_us"] <= 991 and 999 <= s["p999_us"] <= 1000
+
+
+def test_generator_section_times_a_given_bundle_with_each_backend_it_has(tmp_path):
+    """`warpd bench generator --bundle DIR`: the user's own bundle, torch and (when the bundle has
+    the graphs) ONNX Runtime, named by its model_id."""
+    from warpd_core.export.writer import export_init
+
+    meta = export_init(str(tmp_path / "b"), 5, 2, [32, 32], 8, "xs", "xs", 8, (8, 1), onnx=True, sampler_steps=3)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "warpd_core", "bench", "generator", "--quick", "--bundle",
+                        str(tmp_path / "b"), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = _no_nan((out / "generator.json").read_text())
+    rows = doc["results"]
+    assert [row["backend"] for row in rows] == ["torch", "onnx", "onnx_1thread"]
+    assert all(row["latent"] == f"8 ({meta['model_id']})" and row["steps"] == 3 and row["median_ms"] > 0 for row in rows)

@@ -91,6 +91,25 @@ def test_specialize_conv1d_is_exact_and_trims_dead_taps():
         torch.testing.assert_close(den(*args), ref, rtol=0, atol=1e-5)
 
 
+def test_rewriting_a_bundle_adds_onnx_and_keeps_its_identity(bundles, tmp_path):
+    """`warpd export --bundle B --onnx`: a bundle shipped without ONNX graphs gets them; the
+    weights, the model_id and what the torch backend generates stay the same."""
+    from warpd_core.cli import main as warpd_main
+
+    assert read_bundle(bundles / "b")["onnx"] is None
+    assert warpd_main(["export", "--bundle", str(bundles / "b"), "--onnx", "--out", str(tmp_path / "b2")]) == 0
+    old, new = read_bundle(bundles / "b"), read_bundle(tmp_path / "b2")
+    assert new["model_id"] == old["model_id"] and new["onnx"] is not None
+    assert new["files"]["denoiser.safetensors"] == old["files"]["denoiser.safetensors"]
+    obs = obs_batch()
+    np.testing.assert_array_equal(load_generator(tmp_path / "b2", seed=0).generate(obs),
+                                  load_generator(bundles / "b", seed=0).generate(obs))
+    np.testing.assert_allclose(load_generator(tmp_path / "b2", backend="onnx", seed=0).generate(obs),
+                               load_generator(bundles / "b", seed=0).generate(obs), rtol=1e-3, atol=1e-3)
+    assert warpd_main(["export", "init", "--bundle", str(bundles / "b"), "--out", str(tmp_path / "b3")]) == 2
+    assert not (tmp_path / "b3").exists()
+
+
 def test_fold_affine_through_generate(bundles):
     """Raw weights from generate() on raw obs == unnormalise(policy_n(normalise(obs)))."""
     g = load_generator(bundles / "a", seed=0)

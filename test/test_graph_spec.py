@@ -55,7 +55,7 @@ def test_launch_file_declares_every_argument_and_uses_the_shared_graph(graph):
 @pytest.mark.parametrize("builder, overrides", [
     (graph_spec.pusht_sim_graph, {}),
     (graph_spec.pusht_sim_graph, {"perturbation": "false"}),
-    (graph_spec.pusht_sim_graph, {"mode": "realtime", "horizon": "64"}),
+    (graph_spec.pusht_sim_graph, {"mode": "realtime", "horizon": "64", "backend": "onnx"}),
     (graph_spec.robosuite_sim_graph, {"model": "/m", "task": "lift"}),
     (graph_spec.robosuite_sim_graph, {"model": "/m", "task": "can", "mode": "realtime", "perturbation": "false"}),
 ])
@@ -82,3 +82,10 @@ def test_perturbation_can_be_switched_off_or_swapped():
         graph_spec.pusht_sim_graph({"horizn": "16"})
     with pytest.raises(ValueError, match="mode"):
         graph_spec.pusht_sim_graph({"mode": "fast"})
+
+
+def test_backend_argument_reaches_the_generator():
+    gen = lambda o: {s.name: s for s in graph_spec.pusht_sim_graph(o)}["warpd_generator"]  # noqa: E731
+    assert gen({}).parameters["backend"] == "torch" and gen({"backend": "onnx"}).parameters["backend"] == "onnx"
+    with pytest.raises(ValueError, match="backend"):
+        graph_spec.pusht_sim_graph({"backend": "tensorrt"})

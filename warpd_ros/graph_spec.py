@@ -45,6 +45,8 @@ PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("magnitude", "40.0", "Perturbation: displacement of the T block in pixels."),
     LaunchArg("probability", "0.1", "Perturbation: probability per control step."),
     LaunchArg("model", "", "Model bundle directory for the generator ('' = the shipped PushT model)."),
+    LaunchArg("backend", "torch", "Generator backend: torch, or onnx (ONNX Runtime; the bundle needs its graphs: "
+              "warpd export --bundle DIR --onnx --out DIR2)."),
     LaunchArg("episodes", "3", "Episodes the simulation runs before it exits (0 = forever)."),
     LaunchArg("seed", "0", "Seed of the first episode (episode k uses seed + k) and of the generator."),
     LaunchArg("max_steps", "300", "Maximum steps per episode."),
@@ -83,12 +85,15 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
     horizon = int(a["horizon"])
     seed = int(a["seed"])
     qos = "reliable" if lockstep else "sensor"
+    if a["backend"] not in ("torch", "onnx"):
+        raise ValueError(f"backend must be torch or onnx, got {a['backend']!r}")
     nodes = [
         NodeSpec(
             "generator",
             "warpd_generator",
             "config/pusht_generator.yaml",
-            {"bundle": model, "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos},
+            {"bundle": model, "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos,
+             "backend": a["backend"]},
         ),
         NodeSpec(
             "controller",

@@ -39,6 +39,9 @@ def register(subparsers) -> None:
                    help="ros section: pin controller, echo and driver to CPU 0 and the generator to the other CPUs "
                         "at nice 10 (with --rt also the controller's and echo's middleware threads; the "
                         "deployment split of DEPLOYING.md); written as ros[_rt]_iso.json/md")
+    p.add_argument("--bundle", metavar="DIR",
+                   help="generator section: time this bundle (torch, and ONNX Runtime when it has the graphs; "
+                        "`warpd export --bundle DIR --onnx` adds them) instead of the grid of initialised bundles")
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if name == "ros":
                 docs[name] = module.run(args.quick, str(out), executor=args.executor, fifo=args.rt, isolate=args.isolate)
+            elif name == "generator":
+                docs[name] = module.run(args.quick, str(out), bundle=args.bundle)
             elif name == "memory":
                 docs[name] = module.run(args.quick, str(out), ros_doc=docs.get("ros"))
             else:

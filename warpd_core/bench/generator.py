@@ -75,10 +75,14 @@ def _onnx_one_thread(gen) -> None:
 
 
 def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]] | None = None,
-        backends: tuple[str, ...] | None = None, threads: int = 1) -> dict:
+        backends: tuple[str, ...] | None = None, threads: int = 1, bundle: str | None = None) -> dict:
+    """``bundle``: time that bundle (torch, and ONNX Runtime when it has the graphs) instead of
+    the grid of freshly initialised bundles; its ``latent`` column is ``<dim> (<model_id>)``."""
     import torch  # noqa: PLC0415 - heavy, only for this section
 
+    from warpd_core.config import DECODER_SIZES  # noqa: PLC0415
     from warpd_core.export.bundle import load_generator  # noqa: PLC0415
+    from warpd_core.export.bundle_format import read_bundle  # noqa: PLC0415
     from warpd_core.export.writer import export_init  # noqa: PLC0415
 
     load = LoadMonitor()
@@ -87,9 +91,20 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
     backends = backends or (("torch",) if quick else ("torch", "onnx", "onnx_1thread"))
     min_reps, budget = (3, 1.0) if quick else (5, 4.0)
     rows: list[dict] = []
-    obs = np.random.default_rng(0).uniform(-1, 1, (1, OBS_DIM)).astype(np.float32)
+    obs_dim, task = OBS_DIM, None
+    bundles: dict[tuple[str, str, str], str] = {}
+    if bundle:
+        meta = read_bundle(bundle)
+        layers = list(meta["decoder"]["layers"])
+        dec = next((k for k, v in DECODER_SIZES.items() if list(v) == layers), str(layers))
+        key = (meta["denoiser"]["unet_size"], dec, f"{meta['latent_dim']} ({meta['model_id']})")
+        bundles[key] = str(bundle)
+        configs = [(key[0], dec, meta["sampler"]["kind"], int(meta["sampler"]["steps"]), key[2])]
+        backends = ("torch", "onnx", "onnx_1thread") if meta["onnx"] else ("torch",)
+        obs_dim = int(meta["obs_dim"])
+        task = np.zeros(1, np.int64) if meta["n_tasks"] else None
+    obs = np.random.default_rng(0).uniform(-1, 1, (1, obs_dim)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="warpd-bench-gen-") as tmp:
-        bundles: dict[tuple[str, str, str], str] = {}
         for unet, dec, sampler, steps, latent in configs:
             key = (unet, dec, latent)
             if key not in bundles:
@@ -102,8 +117,8 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
                 gen = load_generator(bundles[key], backend=backend.split("_")[0], sampler=sampler, steps=steps, seed=0)
                 if backend == "onnx_1thread":
                     _onnx_one_thread(gen)
-                t = _time(lambda: gen.generate(obs), min_reps, budget)
-                z = gen.sample_latents(obs)
+                t = _time(lambda: gen.generate(obs, task), min_reps, budget)
+                z = gen.sample_latents(obs, task)
                 td = _time(lambda: gen.decode(z), min_reps, min(budget, 1.0))
                 row = {"unet": unet, "decoder": dec, "latent": latent, "sampler": sampler, "steps": steps, "backend": backend,
                        "reps": int(t.size), "median_ms": round(float(np.median(t)), 2),
@@ -125,6 +140,7 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
             targets.append(Target(f"generation DDIM 10, UNet m, decoder s, latent {latent} (best backend, median)",
                                   "<= 30 ms", f"{best['median_ms']} ({best['backend']})", best["median_ms"] <= 30))
     notes = [f"torch intra-op threads: {torch.get_num_threads()}; onnxruntime: default session options, CPU provider.",
+             f"Bundle {bundle}: its own policy, latent and sampler; batch 1." if bundle else
              f"Policy 5-256-256-2 ({(5 * 256 + 256) + (256 * 256 + 256) + (256 * 2 + 2)} weights); latent 256 = the "
              "VAE latent as (16, 16), pca8 = its top-8 principal-component coordinates as (8, 1) (the shipped PushT "
              "configuration); condition = state; batch 1.",
@@ -132,7 +148,7 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
              "only see padding trimmed, 1-D convolutions run as 2-D ones); torch runs the modules as trained.",
              f"Each row: 2 warm-up calls, then at least {min_reps} timed calls or {budget:.0f} s."]
     config = {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "hidden": list(HIDDEN), "horizon": HORIZON,
-              "torch_threads": torch.get_num_threads(), "backends": list(backends)}
+              "torch_threads": torch.get_num_threads(), "backends": list(backends), "bundle": bundle}
     return write_section(out_dir, "generator", quick, config, rows, COLUMNS, targets, load.result(), notes,
                          title="Generator latency (observation -> policy weights)")
 

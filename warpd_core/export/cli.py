@@ -12,9 +12,11 @@ def register(subparsers) -> None:
     p.add_argument("mode", nargs="?", choices=["init"], help="'init': a bundle with freshly initialised weights")
     p.add_argument("--vae", help="trained VAE directory")
     p.add_argument("--diffusion", help="trained diffusion directory")
+    p.add_argument("--bundle", help="an existing bundle to rewrite (same weights and model_id), e.g. with --onnx added")
     p.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
     p.add_argument("--onnx", action="store_true", help="also export onnx/denoiser.onnx and onnx/hypernet.onnx")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="dtype of the stored weights")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16"],
+                   help="dtype of the stored weights (default float32; --bundle: the bundle's own)")
     g = p.add_argument_group("init")
     g.add_argument("--obs-dim", type=int)
     g.add_argument("--act-dim", type=int)
@@ -36,19 +38,23 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from warpd_core.export.writer import export_from_checkpoints, export_init
+    from warpd_core.export.writer import export_from_bundle, export_from_checkpoints, export_init
 
-    if args.mode == "init":
+    if args.bundle:
+        if args.mode == "init" or args.vae or args.diffusion:
+            raise ValueError("export: --bundle rewrites an existing bundle; it takes no 'init', --vae or --diffusion")
+        meta = export_from_bundle(args.bundle, args.out, args.onnx, args.dtype)
+    elif args.mode == "init":
         if args.obs_dim is None or args.act_dim is None:
             raise ValueError("export init: --obs-dim and --act-dim are required")
         meta = export_init(args.out, args.obs_dim, args.act_dim, args.hidden, args.horizon, args.decoder, args.unet,
                            args.latent_dim, tuple(args.latent_shape), args.condition, args.n_tasks, args.seed,
-                           args.onnx, args.dtype, args.obs_range, args.act_range, args.activation, args.sampler,
+                           args.onnx, args.dtype or "float32", args.obs_range, args.act_range, args.activation, args.sampler,
                            args.sampler_steps)
     else:
         if not args.vae or not args.diffusion:
             raise ValueError("export: --vae and --diffusion are required (or use 'warpd export init')")
-        meta = export_from_checkpoints(args.vae, args.diffusion, args.out, args.onnx, args.dtype)
+        meta = export_from_checkpoints(args.vae, args.diffusion, args.out, args.onnx, args.dtype or "float32")
     spec = meta["policy_spec"]
     print(f"bundle {meta['model_id']} -> {args.out}: policy {spec['in_dim']}->{spec['hidden']}->{spec['out_dim']}, "
           f"horizon {meta['horizon']}, condition {meta['condition']}, files {sorted(meta['files'])}")

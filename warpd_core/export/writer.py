@@ -140,6 +140,31 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
                         {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)})
 
 
+def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype: str | None = None) -> dict:
+    """Rewrite a bundle from its own files, e.g. to add the ONNX graphs to a bundle shipped
+    without them: same weights, same bundle.json fields, same ``model_id`` (``dtype`` None keeps
+    the stored one). ``out_dir`` may be ``bundle_dir``: everything is read before the atomic
+    replace."""
+    from warpd_core.export.bundle import load_generator
+
+    gen = load_generator(bundle_dir, backend="torch")
+    meta = gen.meta
+    den, sch, smp, norm = meta["denoiser"], meta["scheduler"], meta["sampler"], meta["normalization"]
+    dcfg = DiffusionTrainConfig(unet_size=den["unet_size"], kernel_size=den["kernel_size"], n_groups=den["n_groups"],
+                                task_embed_dim=den["task_embed_dim"], latent_shape=list(meta["latent_shape"]),
+                                condition=meta["condition"], n_tasks=meta["n_tasks"],
+                                num_train_timesteps=sch["num_train_timesteps"], beta_schedule=sch["beta_schedule"],
+                                sampler=smp["kind"], sampler_steps=smp["steps"])
+
+    def affine(entry: dict) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(entry["scale"], np.float32), np.asarray(entry["offset"], np.float32)
+
+    source = {**meta.get("source", {}), "rewritten_from": os.path.abspath(bundle_dir)}
+    return write_bundle(out_dir, gen.spec, meta["horizon"], gen._impl.hypernet, gen._impl.denoiser,
+                        affine(norm["obs"]), affine(norm["action"]), dcfg, onnx, dtype or meta.get("dtype", "float32"),
+                        source)
+
+
 def _range_affine(low: float | None, high: float | None, dim: int) -> tuple[np.ndarray, np.ndarray]:
     if low is None or high is None:
         return np.ones(dim, np.float32), np.zeros(dim, np.float32)
