@@ -23,6 +23,7 @@ forward, 1 intra-op thread, batch 1), plus the hypernetwork decode for WARPD.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -32,7 +33,7 @@ from warpd_core.bench.common import LATENTS, LoadMonitor, Target, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, N_OBS_STEPS = 5, 2, (256, 256), 2
 COLUMNS = ["unet", "latent", "horizon", "steps", "warpd_denoiser_mflops", "warpd_hypernet_mflops", "mlp_mflops",
-           "warpd_per_step_mflops", "dp_unet_mflops", "dp_per_step_mflops", "dp_over_warpd",
+           "warpd_per_step_mflops", "dp_unet_mflops", "dp_per_step_mflops", "dp_over_warpd", "dp_over_warpd_specialized",
            "warpd_inference_ms", "dp_inference_ms", "warpd_per_step_us", "dp_per_step_us"]
 
 
@@ -52,6 +53,7 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
     from torch import nn  # noqa: PLC0415
 
     from warpd_core.config import DECODER_SIZES, UNET_SIZES  # noqa: PLC0415
+    from warpd_core.export.specialize import specialize_conv1d  # noqa: PLC0415
     from warpd_core.models.denoiser import LatentDenoiser  # noqa: PLC0415
     from warpd_core.models.hypernet import HyperDecoder  # noqa: PLC0415
     from warpd_core.models.schedulers import NumpySampler  # noqa: PLC0415
@@ -86,6 +88,11 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
         x_dp = torch.zeros(1, H, ACT_DIM)
         g_dp = torch.zeros(1, OBS_DIM * N_OBS_STEPS)
         f_dp = count_flops(dp, x_dp, t1, g_dp)
+        # the same count on both UNets as the ONNX export runs them (dead kernel taps trimmed)
+        den_s, dp_s = copy.deepcopy(den), copy.deepcopy(dp)
+        specialize_conv1d(den_s, (torch.zeros(1, *latent_shape), t1, s_w))
+        specialize_conv1d(dp_s, (x_dp, t1, g_dp))
+        f_den_s, f_dp_s = count_flops(den_s, torch.zeros(1, *latent_shape), t1, s_w), count_flops(dp_s, x_dp, t1, g_dp)
         for K in step_counts:
             sampler = NumpySampler(100, "squaredcos_cap_v2", "ddim" if K < 100 else "ddpm", K)
             rng = np.random.default_rng(0)
@@ -114,10 +121,12 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
                 d_ms = _median_ms(lambda: sample(dp, (1, H, ACT_DIM), g_dp), min_reps, budget)
             w_step = (f_den * K + f_hyp) / H + f_mlp
             d_step = f_dp * K / H
+            ratio_s = (f_dp_s * K / H) / ((f_den_s * K + f_hyp) / H + f_mlp)
             row = {"unet": size, "latent": latent, "horizon": H, "steps": K, "warpd_denoiser_mflops": f_den / 1e6,
                    "warpd_hypernet_mflops": f_hyp / 1e6, "mlp_mflops": f_mlp / 1e6,
                    "warpd_per_step_mflops": w_step / 1e6, "dp_unet_mflops": f_dp / 1e6,
                    "dp_per_step_mflops": d_step / 1e6, "dp_over_warpd": round(d_step / w_step, 2),
+                   "dp_over_warpd_specialized": round(ratio_s, 2),
                    "warpd_inference_ms": w_ms, "dp_inference_ms": d_ms,
                    "warpd_per_step_us": None if w_ms is None else round(w_ms * 1e3 / H, 1),
                    "dp_per_step_us": None if d_ms is None else round(d_ms * 1e3 / H, 1)}
@@ -134,7 +143,8 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
         f"WARPD: LatentDenoiser (latent 256 as (16, 16), or pca8 = 8 principal-component coordinates as (8, 1) with "
         f"the hypernetwork on 8 inputs, as the shipped PushT model; condition = 5-d state) + HyperDecoder size {decoder} "
         f"{list(DECODER_SIZES[decoder])} + MLP 5-256-256-2 on every step. Counted on the modules as trained (the ONNX "
-        "export also trims kernel taps that only see padding, fewer FLOPs at lengths <= 2).",
+        "export also trims kernel taps that only see padding, fewer FLOPs at lengths <= 2; "
+        "dp_over_warpd_specialized counts both UNets that way).",
         f"DP: ConditionalUnet1D(input_dim {ACT_DIM}, global_cond {OBS_DIM}x{N_OBS_STEPS}) over (horizon, {ACT_DIM}), "
         "the whole chunk executed (action chunk = horizon).",
         "Latency: torch CPU, 1 intra-op thread, batch 1, DDIM rows only (a DDPM-100 inference costs 10x the forwards of DDIM 10); "
