@@ -73,6 +73,17 @@ def test_quick_run_writes_well_formed_json_and_markdown(quick_run, section):
         ctrl = [row for row in rows if row["phase"] != "echo"]
         assert all(row["policy_actions_pct"] == 100.0 for row in ctrl)
         assert [row for row in ctrl if row["phase"] == "controller+generator"][0]["policies_seen"] >= 2
+        # per-observation samples next to each phase's JSON: one entry per observation sent,
+        # receipt after publication, and the generations the JSON counts
+        for row in rows:
+            tag = f"{row['phase'].replace('+', '_')}_{int(row['rate_hz'])}hz"
+            res = json.loads((out / "ros_logs" / f"{tag}.json").read_text())
+            smp = np.load(out / "ros_logs" / f"{tag}_samples.npz")
+            got = smp["recv"] > 0
+            assert smp["t_pub"].size == res["n_sent"] and int(got.sum()) == res["n_received"]
+            assert (smp["recv"][got] > smp["t_pub"][got]).all()
+            if row["phase"] != "echo":
+                assert np.unique(smp["generation"][got]).size >= row["policies_seen"]
     if section == "memory":
         assert not any(row["libtorch_loaded"] for row in rows if row["process"] == "controller")
 
