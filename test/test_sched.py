@@ -1,4 +1,5 @@
-"""Process scheduling options (warpd_ros.sched): CPU lists, and the nodes applying them.
+"""Process-level deployment properties: scheduling options (warpd_ros.sched: CPU lists, and
+the nodes applying them), and a generator process without torch on ONNX Runtime.
 
 The deployment split (controller on its own core, generator on the others at a positive
 nice) only helps if the options reach every thread of the running node, DDS threads and the
@@ -169,3 +170,21 @@ def test_malformed_middleware_cpu_list_names_its_parameter():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "middleware_cpu_affinity" in r.stderr and "'x-1'" in r.stderr, r.stderr
+
+
+@requires_ros
+def test_generator_on_onnx_runtime_runs_without_torch(init_bundle, tmp_path):
+    """A robot computer needs no torch: the generator node on an ONNX bundle never maps libtorch."""
+    from warpd_core.export.writer import export_from_bundle
+
+    export_from_bundle(str(init_bundle), str(tmp_path / "onnx_bundle"), onnx=True)
+    cmd = _node("generator", "warpd_generator", bundle=str(tmp_path / "onnx_bundle"), backend="onnx", autostart=True)
+    with _running(cmd, tmp_path / "generator.log") as p:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None and "generator active" not in (
+                tmp_path / "generator.log").read_text():
+            time.sleep(0.2)
+        text = (tmp_path / "generator.log").read_text()
+        assert p.poll() is None and "backend onnx" in text, text
+        maps = open(f"/proc/{p.pid}/maps").read()
+        assert "libtorch" not in maps and "onnxruntime" in maps, text

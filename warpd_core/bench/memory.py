@@ -42,7 +42,8 @@ def _rows_from(res: dict, what: str) -> list[dict]:
             continue
         label = what
         if name == "generator":
-            label = f"generator ({res.get('generator_kind')}, init bundle UNet s, decoder xs, torch)"
+            label = (f"generator ({res.get('generator_kind')}, init bundle UNet s, decoder xs, "
+                     f"{res.get('generator_backend', 'torch')} backend)")
         rows.append({"process": name, "what": label, "rss_mb": p["rss_mb"], "hwm_mb": p["hwm_mb"],
                      "libtorch_loaded": p["libtorch_loaded"], "cpu_pct": p["cpu_pct"]})
     return rows
@@ -95,6 +96,18 @@ def run(quick: bool, out_dir: str, ros_doc: dict | None = None) -> dict:
                 rows += _rows_from(res, f"{PHASE_LABELS[phase]}; after {duration:.0f} s at 100 Hz")
     else:
         notes.append(f"ROS not available ({why}): only the import check ran")
+    if ok and not quick:
+        # the generator on ONNX Runtime: torch never loads into it
+        work = Path(out_dir) / "memory_logs"
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="warpd-bench-mem-") as tmp:
+            bundle, why_no = ros_loop.make_init_bundle(str(Path(tmp) / "bundle"), onnx=True)
+            res = ros_loop.run_phase("controller+generator", 100.0, 10.0, work, ros_env(), "events", bundle,
+                                     backend="onnx") if bundle else {"ok": False, "error": why_no}
+        if res.get("ok"):
+            rows += [r for r in _rows_from(res, "") if r["process"] == "generator"]
+        else:
+            rows.append({"process": "generator", "what": f"onnx backend failed: {res.get('error', '')}"})
     ctrl = [r for r in rows if r["process"] == "controller" and "rss_mb" in r]
     rss = max((r["hwm_mb"] for r in ctrl), default=None)
     targets = [

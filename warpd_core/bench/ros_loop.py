@@ -87,21 +87,25 @@ def isolation_plan(isolate: bool, fifo: bool = False) -> dict[str, str]:
     return {"control": "0", "middleware": rest if fifo else "", "generator": rest, "generator_nice": "10"}
 
 
-def generator_cmd(bundle: str | None, rate: float, cpus: str = "", nice: str = "0") -> tuple[list[str], str]:
+def generator_cmd(bundle: str | None, rate: float, cpus: str = "", nice: str = "0",
+                  backend: str = "torch") -> tuple[list[str], str]:
     """(command, kind): the real generator node on ``bundle``, else the weights stand-in."""
     exe = node_executable("generator")
     if bundle and exe:
         return [sys.executable, exe, "--ros-args", "-p", f"bundle:={bundle}", "-p", "obs_qos:=sensor",
-                "-p", "lead_steps:=-1", "-p", "autostart:=true", "-p", f"nice:={nice}",
+                "-p", "lead_steps:=-1", "-p", "autostart:=true", "-p", f"nice:={nice}", "-p", f"backend:={backend}",
                 *(["-p", f"cpu_affinity:={cpus}"] if cpus else [])], "generator_node"
     return bench_node_cmd("weights", "--rate", str(rate / HORIZON), "--horizon", str(HORIZON),
                           *(["--cpus", cpus] if cpus else [])), "weights_stand_in"
 
 
 def run_phase(phase: str, rate: float, duration: float, work: Path, env: dict, executor: str = "events",
-              bundle: str | None = None, warmup: float = 1.0, fifo: int = 0, isolate: bool = False) -> dict:
-    """Start the processes of one phase, drive it, stop it; returns the driver's JSON plus context."""
-    tag = f"{phase.replace('+', '_')}_{int(rate)}hz" + ("_rt" if fifo else "") + ("_iso" if isolate else "")
+              bundle: str | None = None, warmup: float = 1.0, fifo: int = 0, isolate: bool = False,
+              backend: str = "torch") -> dict:
+    """Start the processes of one phase, drive it, stop it; returns the driver's JSON plus context.
+    ``backend``: the generator's (``onnx`` needs a bundle with the graphs)."""
+    tag = f"{phase.replace('+', '_')}_{int(rate)}hz" + ("_rt" if fifo else "") + ("_iso" if isolate else "") + (
+        f"_{backend}" if backend != "torch" else "")
     cpus = isolation_plan(isolate, fifo > 0)
     rt = (["--fifo", str(fifo)] if fifo else []) + (["--cpus", cpus["control"]] if cpus["control"] else [])
     mw = ["--middleware-cpus", cpus["middleware"]] if cpus["middleware"] else []
@@ -116,7 +120,7 @@ def run_phase(phase: str, rate: float, duration: float, work: Path, env: dict, e
         else:
             procs["controller"] = start_process(controller_cmd(executor, ctl_extra), env, work / f"{tag}_controller.log")
             if phase == "controller+generator":
-                cmd, gen_kind = generator_cmd(bundle, rate, cpus["generator"], cpus["generator_nice"])
+                cmd, gen_kind = generator_cmd(bundle, rate, cpus["generator"], cpus["generator_nice"], backend)
                 procs["generator"] = start_process(cmd, env, work / f"{tag}_generator.log")
         out_json = work / f"{tag}.json"
         real_gen = gen_kind == "generator_node"
@@ -139,7 +143,7 @@ def run_phase(phase: str, rate: float, duration: float, work: Path, env: dict, e
                 res["error"] += f" {name} exited with {p.returncode} (log {work / f'{tag}_{name}.log'})"
     finally:
         stop_processes(procs.values())
-    res.update({"phase": phase, "executor": executor, "generator_kind": gen_kind})
+    res.update({"phase": phase, "executor": executor, "generator_kind": gen_kind, "generator_backend": backend})
     return res
 
 
