@@ -44,7 +44,6 @@ from warpd_core.models.schedulers import NumpySampler
 from warpd_core.models.unet1d import ConditionalUnet1D
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
-from warpd_core.train.data import build_dataset
 from warpd_core.train.diffusion_trainer import make_noise_scheduler, noise_prediction_epoch
 from warpd_core.train.ema import EMA
 
@@ -154,9 +153,7 @@ class DPTrainer(Trainer):
     def __init__(self, cfg: DPTrainConfig, out_dir: str, dataset: Optional[EpisodeDataset] = None,
                  resume: bool = False, device: Optional[str] = None, show_progress: bool = True):
         super().__init__(cfg, out_dir, device, show_progress)
-        if self.dist.enabled:
-            raise ValueError("dp baseline: distributed training is not supported (run one process)")
-        self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
+        self.ds = self.single_process_dataset(dataset)
         self.n_tasks = 0
         if cfg.task_input == "onehot":  # observations become [state, onehot(task)]
             self.ds, self.n_tasks = with_task_onehot(self.ds, cfg.n_tasks)

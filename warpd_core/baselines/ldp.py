@@ -54,7 +54,6 @@ from warpd_core.models.vae import SnippetEncoder
 from warpd_core.models.world_model import mlp
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
-from warpd_core.train.data import build_dataset
 from warpd_core.train.diffusion_trainer import load_diffusion
 from warpd_core.train.vae_trainer import vae_losses
 
@@ -175,9 +174,7 @@ class LDPTrainer(Trainer):
     def __init__(self, cfg: LDPTrainConfig, out_dir: str, dataset: Optional[EpisodeDataset] = None,
                  resume: bool = False, device: Optional[str] = None, show_progress: bool = True):
         super().__init__(cfg, out_dir, device, show_progress)
-        if self.dist.enabled:
-            raise ValueError("ldp baseline: distributed training is not supported (run one process)")
-        self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
+        self.ds = self.single_process_dataset(dataset)
         self.index = self.ds.snippet_starts(cfg.horizon, cfg.snippet_stride)
         self.model = build_chunk_vae(cfg, self.ds.state_dim, self.ds.action_dim)
         self.model.state_norm.fit(self.ds.states)

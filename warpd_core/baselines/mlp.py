@@ -30,7 +30,6 @@ from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.policy import MLPPolicy, PolicySpec
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
-from warpd_core.train.data import build_dataset
 
 STAGE = "mlp"
 
@@ -122,9 +121,7 @@ class MLPTrainer(Trainer):
     def __init__(self, cfg: MLPTrainConfig, out_dir: str, dataset: Optional[EpisodeDataset] = None,
                  resume: bool = False, device: Optional[str] = None, show_progress: bool = True):
         super().__init__(cfg, out_dir, device, show_progress)
-        if self.dist.enabled:
-            raise ValueError("mlp baseline: distributed training is not supported (run one process)")
-        self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
+        self.ds = self.single_process_dataset(dataset)
         self.n_tasks = 0
         if cfg.task_input == "onehot":  # the input becomes [state, onehot(task)]
             self.ds, self.n_tasks = with_task_onehot(self.ds, cfg.n_tasks)

@@ -49,6 +49,15 @@ class Trainer(abc.ABC):
         self.show_progress = show_progress and self.dist.is_main
         self.log = None
 
+    def single_process_dataset(self, dataset):
+        """For trainers that run in one process only (the baselines): refuse a distributed
+        launch, then return ``dataset``, or the one ``cfg.dataset`` describes when it is None."""
+        if self.dist.enabled:
+            raise ValueError(f"{self.stage} baseline: distributed training is not supported (run one process)")
+        from warpd_core.train.data import build_dataset
+
+        return dataset if dataset is not None else build_dataset(self.cfg.dataset)
+
     # -- to implement ------------------------------------------------------------------
     @abc.abstractmethod
     def run_epoch(self) -> dict:
