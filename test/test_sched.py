@@ -117,6 +117,14 @@ def _running(cmd: list[str], log_path, env=None):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
+def _wait_for_log(p: subprocess.Popen, log_path, needle: str, timeout: float = 60.0) -> str:
+    """The log once it contains ``needle`` (or the process ended, or ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None and needle not in log_path.read_text():
+        time.sleep(0.2)
+    return log_path.read_text()
+
+
 @requires_ros
 def test_generator_node_runs_pinned_and_niced(init_bundle, tmp_path):
     cmd = _node("generator", "warpd_generator", bundle=str(init_bundle), autostart=True, cpu_affinity=0, nice=7)
@@ -150,11 +158,7 @@ def test_controller_keeps_executor_thread_apart_from_middleware_threads(tmp_path
     cmd = _node("controller", "warpd_controller", autostart=True, mode="realtime", cpu_affinity=0,
                 middleware_cpu_affinity="1")
     with _running(cmd, tmp_path / "controller.log") as p:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None and "other threads to CPUs" not in (
-                tmp_path / "controller.log").read_text():
-            time.sleep(0.2)
-        text = (tmp_path / "controller.log").read_text()
+        text = _wait_for_log(p, tmp_path / "controller.log", "other threads to CPUs")
         assert p.poll() is None, text
         threads = {tid: cpus for tid, _, cpus in _thread_nice_and_cpus(p.pid)}
         names = {tid: open(f"/proc/{p.pid}/task/{tid}/comm").read().strip() for tid in threads}
@@ -174,17 +178,13 @@ def test_malformed_middleware_cpu_list_names_its_parameter():
 
 @requires_ros
 def test_generator_on_onnx_runtime_runs_without_torch(init_bundle, tmp_path):
-    """A robot computer needs no torch: the generator node on an ONNX bundle never maps libtorch."""
+    """The generator node on an ONNX bundle never loads torch (libtorch not mapped)."""
     from warpd_core.export.writer import export_from_bundle
 
     export_from_bundle(str(init_bundle), str(tmp_path / "onnx_bundle"), onnx=True)
     cmd = _node("generator", "warpd_generator", bundle=str(tmp_path / "onnx_bundle"), backend="onnx", autostart=True)
     with _running(cmd, tmp_path / "generator.log") as p:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None and "generator active" not in (
-                tmp_path / "generator.log").read_text():
-            time.sleep(0.2)
-        text = (tmp_path / "generator.log").read_text()
+        text = _wait_for_log(p, tmp_path / "generator.log", "generator active")
         assert p.poll() is None and "backend onnx" in text, text
         maps = open(f"/proc/{p.pid}/maps").read()
         assert "libtorch" not in maps and "onnxruntime" in maps, text
