@@ -24,6 +24,7 @@ forward, 1 intra-op thread, batch 1), plus the hypernetwork decode for WARPD.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 
 import numpy as np
@@ -77,22 +78,32 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
     t1 = torch.full((1,), 10.0)
     s_w = torch.zeros(1, OBS_DIM)
     rows: list[dict] = []
-    for size, latent, H in ((s, la, h) for s in sizes for la in latents for h in horizons):
-        step_dim, down_dims = UNET_SIZES[size]
+    g_dp = torch.zeros(1, OBS_DIM * N_OBS_STEPS)
+
+    def flops_as_trained_and_specialized(model, args) -> tuple[int, int]:
+        """FLOPs of ``model`` as trained, and as the ONNX export runs it (dead kernel taps trimmed)."""
+        special = copy.deepcopy(model)
+        specialize_conv1d(special, args)
+        return count_flops(model, *args), count_flops(special, *args)
+
+    @functools.lru_cache(maxsize=None)
+    def warpd_models(size: str, latent: str):
         latent_dim, latent_shape = LATENTS[latent]
         hyper = HyperDecoder(spec, latent_dim, DECODER_SIZES[decoder]).eval()
-        f_hyp = count_flops(hyper, torch.zeros(1, latent_dim))
         den = LatentDenoiser(latent_dim, latent_shape, "state", OBS_DIM, unet_size=size).eval()
-        dp = ConditionalUnet1D(ACT_DIM, OBS_DIM * N_OBS_STEPS, step_dim, down_dims).eval()
-        f_den = count_flops(den, torch.zeros(1, *latent_shape), t1, s_w)
-        x_dp = torch.zeros(1, H, ACT_DIM)
-        g_dp = torch.zeros(1, OBS_DIM * N_OBS_STEPS)
-        f_dp = count_flops(dp, x_dp, t1, g_dp)
-        # the same count on both UNets as the ONNX export runs them (dead kernel taps trimmed)
-        den_s, dp_s = copy.deepcopy(den), copy.deepcopy(dp)
-        specialize_conv1d(den_s, (torch.zeros(1, *latent_shape), t1, s_w))
-        specialize_conv1d(dp_s, (x_dp, t1, g_dp))
-        f_den_s, f_dp_s = count_flops(den_s, torch.zeros(1, *latent_shape), t1, s_w), count_flops(dp_s, x_dp, t1, g_dp)
+        return (hyper, den, count_flops(hyper, torch.zeros(1, latent_dim)),
+                *flops_as_trained_and_specialized(den, (torch.zeros(1, *latent_shape), t1, s_w)))
+
+    @functools.lru_cache(maxsize=None)
+    def dp_model(size: str):
+        step_dim, down_dims = UNET_SIZES[size]
+        return ConditionalUnet1D(ACT_DIM, OBS_DIM * N_OBS_STEPS, step_dim, down_dims).eval()
+
+    for size, latent, H in ((s, la, h) for s in sizes for la in latents for h in horizons):
+        latent_dim, latent_shape = LATENTS[latent]
+        hyper, den, f_hyp, f_den, f_den_s = warpd_models(size, latent)
+        dp = dp_model(size)
+        f_dp, f_dp_s = flops_as_trained_and_specialized(dp, (torch.zeros(1, H, ACT_DIM), t1, g_dp))
         for K in step_counts:
             sampler = NumpySampler(100, "squaredcos_cap_v2", "ddim" if K < 100 else "ddpm", K)
             rng = np.random.default_rng(0)

@@ -175,27 +175,7 @@ def warpd_method(path: str, max_steps: int, label: str = "warpd", sampler: Optio
             "policy_width": int(gen.spec.hidden[0]) if gen.spec.hidden else 0,
             "sampler": {"kind": gen.sampler.kind, "steps": int(gen.sampler.steps)},
             "unet_size": gen.meta["denoiser"]["unet_size"], "decoder_layers": list(gen.meta["decoder"]["layers"])}
-    return EvalMethod(label, "warpd", method, horizon, warpd_cost(gen, horizon), set_task, info)
-
-
-def warpd_cost(gen, horizon: int):
-    """StepCost of a bundle at ``horizon``: ``sampler.steps`` denoiser forwards + one hypernetwork
-    decode per generation, the generated MLP every step (counted on the torch modules)."""
-    if callable(getattr(gen, "step_cost", None)):
-        return gen.step_cost(horizon)
-    import torch  # noqa: PLC0415
-
-    from warpd_core.baselines.flops import StepCost, count_flops, count_params  # noqa: PLC0415
-    from warpd_core.baselines.mlp import mlp_step_cost  # noqa: PLC0415
-
-    den, hyp = gen._impl.denoiser, gen._impl.hypernet
-    x = torch.zeros(1, *den.latent_shape)
-    state = torch.zeros(1, den.state_dim) if den.uses_state else None
-    task = torch.zeros(1, dtype=torch.long) if den.uses_task else None
-    gen_flops = count_flops(den, x, torch.full((1,), 10.0), state, task) * int(gen.sampler.steps)
-    gen_flops += count_flops(hyp, torch.zeros(1, den.latent_dim))
-    policy = mlp_step_cost(gen.spec, horizon)
-    return StepCost(gen_flops, policy.step_flops, horizon, policy.step_params, count_params(den, hyp))
+    return EvalMethod(label, "warpd", method, horizon, gen.step_cost(horizon), set_task, info)
 
 
 def mlp_method(path: str, max_steps: int, label: str = "mlp") -> EvalMethod:

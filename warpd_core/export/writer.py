@@ -19,6 +19,7 @@ from warpd_core.export.bundle_format import (
     BUNDLE_FORMAT_VERSION,
     BUNDLE_JSON,
     compute_model_id,
+    normalization_arrays,
     sha256_file,
     write_json_atomic,
 )
@@ -149,19 +150,16 @@ def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype:
 
     gen = load_generator(bundle_dir, backend="torch")
     meta = gen.meta
-    den, sch, smp, norm = meta["denoiser"], meta["scheduler"], meta["sampler"], meta["normalization"]
+    den, sch, smp = meta["denoiser"], meta["scheduler"], meta["sampler"]
     dcfg = DiffusionTrainConfig(unet_size=den["unet_size"], kernel_size=den["kernel_size"], n_groups=den["n_groups"],
                                 task_embed_dim=den["task_embed_dim"], latent_shape=list(meta["latent_shape"]),
                                 condition=meta["condition"], n_tasks=meta["n_tasks"],
                                 num_train_timesteps=sch["num_train_timesteps"], beta_schedule=sch["beta_schedule"],
                                 sampler=smp["kind"], sampler_steps=smp["steps"])
-
-    def affine(entry: dict) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(entry["scale"], np.float32), np.asarray(entry["offset"], np.float32)
-
+    norm = normalization_arrays(meta)
     source = {**meta.get("source", {}), "rewritten_from": os.path.abspath(bundle_dir)}
     return write_bundle(out_dir, gen.spec, meta["horizon"], gen._impl.hypernet, gen._impl.denoiser,
-                        affine(norm["obs"]), affine(norm["action"]), dcfg, onnx, dtype or meta.get("dtype", "float32"),
+                        norm["obs"], norm["action"], dcfg, onnx, dtype or meta.get("dtype", "float32"),
                         source)
 
 
