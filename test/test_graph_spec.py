@@ -23,12 +23,13 @@ def declared_parameters(executable: str) -> set[str]:
             for row in node.value.elts:
                 names.add(row.elts[0].value)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-            fn = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if fn == "p" and isinstance(node.args[0].value, str):
-                names.add(node.args[0].value)
-            if fn == "declare" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
-                names.add(node.args[1].value)
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        fn = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+        if fn == "p" and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            names.add(node.args[0].value)
+        if fn in ("declare", "declare_cpu_list") and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+            names.add(node.args[1].value)
     return names
 
 

@@ -48,8 +48,8 @@ from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, O
 from warpd_ros.conversions import candidate_from_msg
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Action, Observation, PolicyWeights
-from warpd_ros.params import declare
-from warpd_ros.sched import apply_scheduling, parse_cpus
+from warpd_ros.params import declare, declare_cpu_list
+from warpd_ros.sched import apply_scheduling
 from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap
 
 EXECUTORS = ("events", "single")
@@ -95,17 +95,11 @@ class ControllerNode(Node):
         self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
         if self.executor_kind not in EXECUTORS:
             raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
-        self.cpu_affinity = str(declare(self, "cpu_affinity", "", "CPUs to pin this process's threads to, e.g. "
-                                        "'0', '0,1' or '0-1' ('' = off).", dynamic_typing=True))
-        parse_cpus(self.cpu_affinity)  # a malformed list fails at start-up, naming the parameter
-        self.middleware_cpu_affinity = str(declare(
-            self, "middleware_cpu_affinity", "", "With cpu_affinity: CPUs for every thread but the executor's (the DDS "
-            "middleware's, which receive the policies), e.g. the generator's CPU ('' = same as cpu_affinity).",
-            dynamic_typing=True))
-        try:
-            parse_cpus(self.middleware_cpu_affinity)
-        except ValueError as e:
-            raise ValueError(f"middleware_{e}") from None
+        self.cpu_affinity = declare_cpu_list(self, "cpu_affinity", "CPUs to pin this process's threads to, e.g. "
+                                             "'0', '0,1' or '0-1' ('' = off).")
+        self.middleware_cpu_affinity = declare_cpu_list(
+            self, "middleware_cpu_affinity", "With cpu_affinity: CPUs for every thread but the executor's (the DDS "
+            "middleware's, which receive the policies), e.g. the generator's CPU ('' = same as cpu_affinity).")
         self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads (0 = off; needs CAP_SYS_NICE).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.core = None

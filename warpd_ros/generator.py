@@ -32,8 +32,8 @@ from warpd_ros import qos
 from warpd_ros.conversions import float32_array
 from warpd_ros.diagnostics import OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Observation, PolicyWeights
-from warpd_ros.params import declare
-from warpd_ros.sched import apply_scheduling, parse_cpus
+from warpd_ros.params import declare, declare_cpu_list
+from warpd_ros.sched import apply_scheduling
 from warpd_ros.stats import LatencyWindow
 
 
@@ -57,9 +57,8 @@ class GeneratorNode(Node):
         p("act_dim", 0, "Action size the controller expects (0 = do not check).")
         p("threads", 1, "torch CPU threads (1: measured 5-10x faster than 2 on a loaded 2-core machine).")
         # Process-level options, applied by main() (warpd_ros.sched): keep generations off the controller's core.
-        self.cpu_affinity = str(declare(self, "cpu_affinity", "", "CPUs to pin this process's threads to, e.g. "
-                                        "'1' or '1-3' ('' = off).", dynamic_typing=True))
-        parse_cpus(self.cpu_affinity)  # a malformed list fails at start-up, naming the parameter
+        self.cpu_affinity = declare_cpu_list(self, "cpu_affinity", "CPUs to pin this process's threads to, e.g. "
+                                             "'1' or '1-3' ('' = off).")
         self.nice = p("nice", 0, "nice value of the process's threads (e.g. 10: a generation yields the CPU to the controller).")
         self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
         self.gen = None

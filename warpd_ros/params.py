@@ -22,3 +22,13 @@ def declare(node, name: str, default, description: str, read_only: bool = False,
         return [] if value is None else list(value)
     value = node.declare_parameter(name, default, desc).value
     return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+
+
+def declare_cpu_list(node, name: str, description: str) -> str:
+    """Declare a CPU-list parameter ('' = off) and return it as text. ROS parses ``name:=1`` as
+    an integer, so any type is accepted; a malformed list raises ValueError naming ``name``."""
+    from warpd_ros.sched import parse_cpus
+
+    text = str(declare(node, name, "", description, dynamic_typing=True))
+    parse_cpus(text, name)
+    return text

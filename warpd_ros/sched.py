@@ -23,8 +23,9 @@ import threading
 from typing import Callable
 
 
-def parse_cpus(text: str) -> set[int]:
-    """'0', '1,3' or '0-2' -> a set of CPU indices; '' -> empty set (= do not pin)."""
+def parse_cpus(text: str, name: str = "cpu_affinity") -> set[int]:
+    """'0', '1,3' or '0-2' -> a set of CPU indices; '' -> empty set (= do not pin). Errors name
+    the parameter ``name``."""
     cpus: set[int] = set()
     for part in text.replace(" ", "").split(","):
         if not part:
@@ -33,9 +34,9 @@ def parse_cpus(text: str) -> set[int]:
         try:
             a, b = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise ValueError(f"cpu_affinity: {text!r} is not a CPU list like '1', '0,1' or '0-3'") from None
+            raise ValueError(f"{name}: {text!r} is not a CPU list like '1', '0,1' or '0-3'") from None
         if a < 0 or b < a:
-            raise ValueError(f"cpu_affinity: bad range {part!r} in {text!r}")
+            raise ValueError(f"{name}: bad range {part!r} in {text!r}")
         cpus.update(range(a, b + 1))
     return cpus
 
@@ -54,7 +55,7 @@ def apply_scheduling(cpu_affinity: str = "", nice: int = 0, fifo_priority: int =
     applied: dict = {}
     tids = [int(t) for t in os.listdir("/proc/self/task")]
     cpus = parse_cpus(cpu_affinity)
-    others = parse_cpus(middleware_affinity)
+    others = parse_cpus(middleware_affinity, "middleware_cpu_affinity")
     if others and not cpus:
         warn(f"middleware_cpu_affinity {middleware_affinity!r} not applied: it needs cpu_affinity for the executor thread")
         others = set()
