@@ -246,7 +246,7 @@ def train_tiny_ldp(out: Path, ds: EpisodeDataset, horizon: int = 6, epochs: int 
 
 def test_ldp_trains_both_stages_and_plugs_into_harness(tmp_path):
     from warpd_core.baselines.ldp import LDPMethod, load_ldp
-    from warpd_core.train.diffusion_trainer import encode_dataset
+    from warpd_core.train.diffusion_trainer import encode_dataset, stage1_windows
 
     ds = pusht_like()
     run = train_tiny_ldp(tmp_path / "ldp", ds)
@@ -257,7 +257,9 @@ def test_ldp_trains_both_stages_and_plugs_into_harness(tmp_path):
     for k, v in run["stage1"].model.state_dict().items():
         assert torch.equal(vae.state_dict()[k], v), k
     # stage 2 took its latents from the LDP encoder (the diffusion trainer's hook): posterior means
-    expected = encode_dataset(vae, ds, cfg.horizon, cfg.snippet_stride)["latents"]
+    index, length = stage1_windows(cfg, ds)
+    assert length == cfg.horizon and np.array_equal(index, ds.snippet_starts(cfg.horizon, cfg.snippet_stride))
+    expected = encode_dataset(vae, ds, index, length)["latents"]
     np.testing.assert_allclose(run["stage2"].data["latents"].numpy(), expected, rtol=1e-6, atol=1e-6)
 
     method = LDPMethod.from_checkpoint(tmp_path / "ldp")

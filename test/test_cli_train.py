@@ -31,7 +31,7 @@ def test_shipped_configs_validate():
 
 def test_train_export_generate_end_to_end(tmp_path):
     vae, dif, bundle = tmp_path / "vae", tmp_path / "dif", tmp_path / "bundle"
-    fast = ["--set", "epochs=2", "--set", "snippet_stride=8", "--no-progress"]
+    fast = ["--set", "epochs=2", "--set", "snippet_stride=8", "--set", "trajectory_length=24", "--no-progress"]
     assert main(["train", "vae", "--config", str(VAE_CFG), "--out", str(vae), *fast]) == 0
     assert (vae / "last.safetensors").exists() and (vae / "metrics.csv").exists()
     assert main(["train", "diffusion", "--config", str(DIFF_CFG), "--vae", str(vae), "--out", str(dif),
@@ -39,6 +39,9 @@ def test_train_export_generate_end_to_end(tmp_path):
     assert main(["export", "--vae", str(vae), "--diffusion", str(dif), "--out", str(bundle), "--onnx"]) == 0
     from warpd_core.export.bundle import load_generator
 
+    meta = json.loads((bundle / "bundle.json").read_text())
+    # the action horizon and the training trajectories' length travel separately
+    assert meta["trajectory_length"] == 24 and meta["horizon"] == load_config(VAETrainConfig, VAE_CFG).horizon
     obs = np.array([[0.2, -0.3], [0.9, 0.9]], np.float32)
     w_t = load_generator(bundle, backend="torch", seed=0).generate(obs)
     w_o = load_generator(bundle, backend="onnx", seed=0).generate(obs)
@@ -46,7 +49,7 @@ def test_train_export_generate_end_to_end(tmp_path):
     np.testing.assert_allclose(w_o, w_t, atol=1e-4, rtol=1e-4)
     # resume a finished run with more epochs
     assert main(["train", "vae", "--config", str(VAE_CFG), "--out", str(vae), "--resume", *fast[2:],
-                 "--set", "epochs=3", "--set", "snippet_stride=8"]) == 0
+                 "--set", "epochs=3"]) == 0
     assert json.loads((vae / "last.json").read_text())["epoch"] == 3
 
 

@@ -1,4 +1,5 @@
-"""Snippet sampling never crosses an episode end, pads correctly, and covers every step."""
+"""Windows never cross an episode end, pad and mask correctly, and cover every step: fixed-length
+snippets (baselines) and WARPD's trajectory windows (truncated at episode ends)."""
 
 import numpy as np
 from hypothesis import given, settings
@@ -70,3 +71,35 @@ def test_task_ids_follow_the_episode():
     ds = EpisodeDataset(np.zeros((9, 2)), np.zeros((9, 1)), [4, 9], task_ids=[3, 5])
     batch = ds.gather_snippets(ds.snippet_starts(3), 3)
     np.testing.assert_array_equal(batch["task_ids"], np.where(batch["episode"] == 0, 3, 5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 60), min_size=1, max_size=8),
+    length=st.integers(1, 80),
+    stride=st.integers(1, 9),
+)
+def test_trajectory_windows_start_anywhere_and_stop_at_the_episode_end(lengths, length, stride):
+    ds = _tagged(lengths)
+    index = ds.trajectory_windows(length, stride)
+    batch = ds.gather_snippets(index, length)
+    starts, ends = ds.episode_starts, ds.episode_ends
+    for (start, ep), states, actions, mask in zip(index, batch["states"], batch["actions"], batch["mask"]):
+        assert starts[ep] <= start < ends[ep] and (start - starts[ep]) % stride == 0
+        # no window crosses an episode end: every step, masked or not, is from this episode
+        assert np.all(states[:, 0] == ep)
+        n_real = min(length, ends[ep] - start)
+        np.testing.assert_array_equal(mask, np.arange(length) < n_real)
+        np.testing.assert_array_equal(states[mask, 1], start + np.arange(n_real))
+        np.testing.assert_array_equal(actions[mask, 0], start + np.arange(n_real))
+    # one window per stride-th step of every episode, the first step included
+    want = [(st_, e) for e, (a, b) in enumerate(zip(starts, ends)) for st_ in range(a, b, stride)]
+    np.testing.assert_array_equal(index, np.asarray(want, np.int64).reshape(-1, 2))
+
+
+def test_trajectory_windows_longer_than_every_episode():
+    """PushT's case: length 256 > every demonstration, so every window ends at its episode's end."""
+    ds = _tagged([5, 3])
+    batch = ds.gather_snippets(ds.trajectory_windows(256, 1), 256)
+    assert batch["mask"].shape == (8, 256)
+    np.testing.assert_array_equal(batch["mask"].sum(1), [5, 4, 3, 2, 1, 3, 2, 1])

@@ -130,6 +130,26 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert any(k.startswith("optim.wm.") for k in ta) and any(k.startswith("model.vae.") for k in ta)
 
 
+def test_resume_equals_uninterrupted_with_long_truncated_windows(tmp_path):
+    """Trajectory length longer than every episode (PushT's 256 over 49-246-step
+    demonstrations): most of each window is masked, and resume is still bit-identical."""
+    cfg = cfg_with(epochs=3, ro_warmup_epochs=1, snippet_stride=8, trajectory_length=48)
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    tr = VAETrainer(cfg, str(a_dir), show_progress=False)
+    assert tr.vae.trajectory_length == 48 and len(tr.index) == 64 * 4  # 32-step episodes, every 8th start
+    tr.train()
+    VAETrainer(cfg, str(b_dir), show_progress=False).train(max_epochs_this_run=1)
+    VAETrainer(cfg, str(b_dir), resume=True, show_progress=False).train()
+    ta, tb = load_file(str(a_dir / "last.safetensors")), load_file(str(b_dir / "last.safetensors"))
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    assert load_vae(str(a_dir))[2].trajectory_length == 48
+
+
+def test_trajectory_length_defaults_to_horizon_for_old_configs():
+    assert cfg_with().trajectory_length == 16
+    assert cfg_with(horizon=8).trajectory_length == 8
+
+
 def test_resume_rejects_changed_config(tmp_path):
     cfg = cfg_with(epochs=1, snippet_stride=16)
     VAETrainer(cfg, str(tmp_path), show_progress=False).train()

@@ -112,8 +112,11 @@ class VAETrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     model: VAEModelConfig = field(default_factory=VAEModelConfig)
-    horizon: int = 16  # snippet length H = action horizon of the generated policy
-    snippet_stride: int = 1
+    # Length of the training windows (paper Table 11: 256 for PushT, longer than any
+    # demonstration; windows are truncated at episode ends). null: equal to ``horizon``.
+    trajectory_length: Optional[int] = None
+    horizon: int = 16  # default action horizon written into the bundle (regenerate every H steps)
+    snippet_stride: int = 1  # a training window starts at every stride-th step of an episode
     batch_size: int = 32
     epochs: int = 100
     lr: float = 1e-4  # Adam, encoder + decoder
@@ -128,7 +131,9 @@ class VAETrainConfig:
     checkpoint_every: int = 1  # epochs
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "batch_size", "epochs", "snippet_stride", "checkpoint_every"):
+        if self.trajectory_length is None:
+            self.trajectory_length = self.horizon
+        for name in ("trajectory_length", "horizon", "batch_size", "epochs", "snippet_stride", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.world_model_lr <= 0:
@@ -142,6 +147,9 @@ class DiffusionTrainConfig:
     """Stage 2: ConditionalUnet1D over the VAE latent (viewed as ``latent_shape`` = (T, C))."""
 
     dataset: Optional[DatasetConfig] = None  # None: the VAE's dataset
+    # a latent per window starting at every window_stride-th step (null: the VAE's snippet_stride);
+    # encoding is cheap, and stride 1 gives the denoiser every state of the demonstrations
+    window_stride: Optional[int] = None
     unet_size: Literal["xs", "s", "m", "l", "xl"] = "s"
     latent_shape: list[int] = field(default_factory=lambda: [16, 16])
     # 0: diffuse over the whole VAE latent; k > 0: over its coordinates in the top-k principal
@@ -180,6 +188,8 @@ class DiffusionTrainConfig:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.latent_pca < 0:
             raise ConfigError(f"latent_pca: expected >= 0, got {self.latent_pca}")
+        if self.window_stride is not None and self.window_stride <= 0:
+            raise ConfigError(f"window_stride: expected > 0 or null, got {self.window_stride}")
         if self.latent_pca and self.latent_shape[0] * self.latent_shape[1] != self.latent_pca:
             raise ConfigError(f"latent_shape: {self.latent_shape} must hold latent_pca = {self.latent_pca} values "
                               f"(e.g. [{self.latent_pca}, 1])")

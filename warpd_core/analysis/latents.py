@@ -1,6 +1,6 @@
 """Latent-space analysis of a trained VAE: encode demonstration snippets, embed in 2-D.
 
-Pipeline (``warpd analyze latents``): every snippet of length H (the VAE's horizon) of the
+Pipeline (``warpd analyze latents``): every training window (length L, the VAE's trajectory length) of the
 demonstrations -> ``PolicyVAE.encode`` -> posterior mean ``mu`` (latent_dim) -> PCA (numpy
 SVD) and exact t-SNE (numpy, below) -> scatter plots coloured by episode and by a *mode*
 label, plus a CSV of the 2-D coordinates.
@@ -169,10 +169,11 @@ def tsne_2d(x: np.ndarray, perplexity: float = 30.0, n_iter: int = 1000, seed: i
 # ----------------------------------------------------------------------------------------
 # encoding
 # ----------------------------------------------------------------------------------------
-def select_snippets(ds, horizon: int, stride: int = 1, max_points: int = 1500, seed: int = 0) -> np.ndarray:
-    """Rows ``(start, episode)`` of ``ds.snippet_starts(horizon, stride)``, at most
-    ``max_points`` of them drawn without replacement (``seed``), in dataset order."""
-    index = ds.snippet_starts(horizon, stride)
+def select_snippets(ds, length: int, stride: int = 1, max_points: int = 1500, seed: int = 0) -> np.ndarray:
+    """Rows ``(start, episode)`` of ``ds.trajectory_windows(length, stride)`` (the VAE's
+    training windows), at most ``max_points`` of them drawn without replacement (``seed``),
+    in dataset order."""
+    index = ds.trajectory_windows(length, stride)
     if len(index) > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(len(index), size=max_points, replace=False))
         index = index[keep]
@@ -181,15 +182,16 @@ def select_snippets(ds, horizon: int, stride: int = 1, max_points: int = 1500, s
 
 def encode_snippets(vae, ds, index: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Posterior means ``mu`` (K, latent_dim) float32 of the snippets at ``index`` (rows of
-    ``snippet_starts``) under ``vae`` (a ``warpd_core.models.vae.PolicyVAE``; raw states
+    ``trajectory_windows``) under ``vae`` (a ``warpd_core.models.vae.PolicyVAE``; raw states
     and actions, the VAE normalises them itself)."""
     import torch
 
     out = []
     with torch.no_grad():
         for b0 in range(0, len(index), batch_size):
-            b = ds.gather_snippets(index[b0 : b0 + batch_size], vae.horizon)
-            mu, _ = vae.encode(torch.from_numpy(b["states"]), torch.from_numpy(b["actions"]))
+            b = ds.gather_snippets(index[b0 : b0 + batch_size], vae.trajectory_length)
+            mu, _ = vae.encode(torch.from_numpy(b["states"]), torch.from_numpy(b["actions"]),
+                               torch.from_numpy(b["mask"]))
             out.append(mu.float().numpy())
     return np.concatenate(out).astype(np.float32)
 
@@ -280,7 +282,7 @@ def analyze_vae_latents(vae_dir: str, data: str, out_dir: str, checkpoint: str =
     if (ds.state_dim, ds.action_dim) != (vae.spec.in_dim, vae.spec.out_dim):
         raise ValueError(f"{data}: state/action dims ({ds.state_dim}, {ds.action_dim}) do not match the VAE's "
                          f"({vae.spec.in_dim}, {vae.spec.out_dim}) from {vae_dir}")
-    index = select_snippets(ds, vae.horizon, stride, max_points, seed)
+    index = select_snippets(ds, vae.trajectory_length, stride, max_points, seed)
     mu = encode_snippets(vae, ds, index)
     start, episode = index[:, 0], index[:, 1]
     if ds.state_dim == 5:
@@ -290,7 +292,7 @@ def analyze_vae_latents(vae_dir: str, data: str, out_dir: str, checkpoint: str =
         names, kind = PHASES, "episode phase"
     os.makedirs(out_dir, exist_ok=True)
     np.savez_compressed(os.path.join(out_dir, "latents.npz"), mu=mu, episode=episode, start=start, mode=mode)
-    title = f"VAE latents (mu) of {len(index)} snippets, H={vae.horizon}, mode = {kind}"
+    title = f"VAE latents (mu) of {len(index)} windows, L={vae.trajectory_length}, mode = {kind}"
     out = analyze_latents(mu, episode, mode, names, out_dir, start, perplexity, tsne_iter, seed, title)
     out.update({"npz": os.path.join(out_dir, "latents.npz"), "n_points": int(len(index)),
                 "latent_dim": int(mu.shape[1]), "mode_kind": kind})

@@ -6,7 +6,7 @@ MLP 2 x 256 instead of to the weights of a closed-loop policy.
 
 Stage 1 (:class:`LDPTrainer`, ``warpd train ldp``, checkpoint stage ``ldp``):
 
-* encoder: the project's :class:`~warpd_core.models.vae.SnippetEncoder` (flattened snippet of
+* encoder: the project's :class:`~warpd_core.models.vae.TrajectoryEncoder` (flattened snippet of
   normalised states and actions -> MLP 3 x 512 -> mu, log_sigma; latent 256), as WARPD's;
 * decoder: MLP ``model.decoder_hidden`` (2 x 256 ReLU) mapping ``(z, s_0)`` -> the normalised
   chunk ``(H, A)``, ``s_0`` = the snippet's normalised first state. **Our choice**
@@ -50,7 +50,7 @@ from warpd_core.data import EpisodeDataset
 from warpd_core.models.denoiser import LatentDenoiser
 from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.models.schedulers import NumpySampler
-from warpd_core.models.vae import SnippetEncoder
+from warpd_core.models.vae import TrajectoryEncoder
 from warpd_core.models.world_model import mlp
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
@@ -140,23 +140,26 @@ class ChunkVAE(nn.Module):
         self.latent_dim, self.decoder_state = int(latent_dim), bool(decoder_state)
         self.state_norm = AffineNormalizer(obs_dim)
         self.action_norm = AffineNormalizer(act_dim)
-        self.encoder = SnippetEncoder(horizon, obs_dim, act_dim, encoder_hidden, latent_dim)
+        self.encoder = TrajectoryEncoder(horizon, obs_dim, act_dim, encoder_hidden, latent_dim)
         self.decoder = mlp([latent_dim + (obs_dim if decoder_state else 0), *decoder_hidden, horizon * act_dim])
 
-    def encode(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw states (B, H, S), actions (B, H, A) -> mu, log_sigma (B, latent_dim) (what stage 2 encodes)."""
-        return self.encoder(self.state_norm.normalize(states), self.action_norm.normalize(actions))
+    def encode(self, states: torch.Tensor, actions: torch.Tensor,
+               mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw states (B, H, S), actions (B, H, A), mask (B, H) -> mu, log_sigma (B, latent_dim)
+        (what stage 2 encodes)."""
+        return self.encoder(self.state_norm.normalize(states), self.action_norm.normalize(actions), mask)
 
     def decode(self, z: torch.Tensor, state_n: torch.Tensor) -> torch.Tensor:
         """z (B, latent_dim), normalised current state (B, S) -> normalised chunk (B, H, A)."""
         x = torch.cat([z, state_n], dim=-1) if self.decoder_state else z
         return self.decoder(x).view(z.shape[0], self.horizon, self.act_dim)
 
-    def forward(self, states_n: torch.Tensor, actions_n: torch.Tensor, noise: torch.Tensor):
+    def forward(self, states_n: torch.Tensor, actions_n: torch.Tensor, noise: torch.Tensor,
+                mask: torch.Tensor | None = None):
         """Training pass with :meth:`PolicyVAE.forward`'s layout, so ``vae_losses`` applies as is:
         returns (z, chunk_n (B, H, A), mu, log_sigma) -- the first slot, the generated weights
         for WARPD, holds the sampled latent (vae_losses does not read it)."""
-        mu, log_sigma = self.encoder(states_n, actions_n)
+        mu, log_sigma = self.encoder(states_n, actions_n, mask)
         z = mu + log_sigma.exp() * noise
         return z, self.decode(z, states_n[:, 0]), mu, log_sigma
 

@@ -5,9 +5,21 @@ An :class:`EpisodeDataset` is the flat layout Diffusion Policy's replay buffer u
 (exclusive end index of each episode, strictly increasing, last == N). Optionally
 ``task_ids (E,)`` for multi-task data.
 
-Snippets of length ``H`` never cross an episode end. Episodes shorter than ``H`` yield one
-snippet padded at the end by repeating their last (state, action) pair -- the same edge
-padding Diffusion Policy's sequence sampler uses; ``mask`` marks the real steps.
+Two ways of cutting windows, neither of which ever crosses an episode end:
+
+* :meth:`EpisodeDataset.snippet_starts` -- fixed-length snippets (action chunks for the
+  baselines): every window of length ``H`` that fits inside an episode; an episode shorter
+  than ``H`` yields one window.
+* :meth:`EpisodeDataset.trajectory_windows` -- WARPD's training trajectories (paper Table 11:
+  length 256, longer than any PushT demonstration). A window starts at every ``stride``-th
+  step of an episode, so a policy generated from a mid-episode state is in distribution,
+  and runs for ``length`` steps or until its episode ends, whichever comes first: the rest
+  of the window is truncated (masked), not filled with made-up behaviour. Our choice; the
+  paper does not say how it cuts its trajectories.
+
+:meth:`gather_snippets` fills every step past the episode end by repeating the episode's
+last (state, action) pair -- Diffusion Policy's edge padding -- and returns ``mask`` False
+there; the losses and the encoder ignore masked steps (:mod:`warpd_core.train.vae_trainer`).
 """
 
 from __future__ import annotations
@@ -124,6 +136,17 @@ class EpisodeDataset:
             if starts[-1] != last:  # with stride > 1, keep the episode's final window too
                 starts.append(last)
             rows.extend((st, e) for st in starts)
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+    def trajectory_windows(self, length: int, stride: int = 1) -> np.ndarray:
+        """Rows ``(start, episode)`` of WARPD's training windows (see the module docstring):
+        one window starting at every ``stride``-th step of each episode (its first step
+        included), each truncated at its episode's end. ``length`` only validates here; the
+        truncation happens in :meth:`gather_snippets` through ``mask``."""
+        if length <= 0 or stride <= 0:
+            raise ValueError(f"length and stride must be positive, got {length}, {stride}")
+        rows = [(st, e) for e, (start, end) in enumerate(zip(self.episode_starts, self.episode_ends))
+                for st in range(int(start), int(end), stride)]
         return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
 
     def gather_snippets(self, index: np.ndarray, horizon: int) -> dict[str, np.ndarray]:

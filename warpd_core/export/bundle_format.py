@@ -10,7 +10,8 @@ A bundle is a directory::
 
 ``bundle.json`` fields: ``format`` ("warpd-bundle"), ``format_version``, ``model_id``,
 ``policy_spec`` (PolicySpec.to_dict), ``obs_dim``, ``act_dim``, ``n_tasks`` (0 = not task
-conditioned), ``horizon``, ``condition`` (state | task | state+task | none), ``latent_dim``,
+conditioned), ``horizon`` (default action horizon), ``trajectory_length`` (length of the
+VAE's training windows; null or absent when unknown), ``condition`` (state | task | state+task | none), ``latent_dim``,
 ``latent_shape`` [T, C], ``decoder`` {layers}, ``denoiser`` {unet_size, kernel_size, n_groups,
 task_embed_dim}, ``scheduler`` {num_train_timesteps, beta_schedule, clip_sample,
 prediction_type}, ``sampler`` {kind, steps} (defaults), ``normalization`` {obs, action,
@@ -94,6 +95,8 @@ def read_bundle(path: str | os.PathLike, verify_hashes: bool = True) -> dict:
     pos = lambda v: v > 0  # noqa: E731
     for field in ("obs_dim", "act_dim", "horizon", "latent_dim"):
         _require(meta, jpath, field, int, pos, "a positive int")
+    if meta.get("trajectory_length") is not None:
+        _require(meta, jpath, "trajectory_length", int, pos, "a positive int or null")
     _require(meta, jpath, "n_tasks", int, lambda v: v >= 0, "an int >= 0")
     _require(meta, jpath, "condition", str, lambda v: v in CONDITIONS, f"one of {CONDITIONS}")
     if "task" in meta["condition"] and meta["n_tasks"] <= 0:

@@ -38,8 +38,13 @@ def _norm_entry(scale, offset) -> dict:
 
 def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDecoder, denoiser: LatentDenoiser,
                  obs_norm: tuple, action_norm: tuple, diffusion_cfg: DiffusionTrainConfig,
-                 onnx: bool = False, dtype: str = "float32", source: dict | None = None) -> dict:
+                 onnx: bool = False, dtype: str = "float32", source: dict | None = None,
+                 trajectory_length: int | None = None) -> dict:
     """Write a bundle; returns its bundle.json dict.
+
+    ``horizon`` is the default action horizon (the runtime regenerates every ``horizon``
+    steps); ``trajectory_length`` the length of the windows the VAE was trained on (how long
+    one generated policy was taught to act; None: unknown, e.g. a bundle without training).
 
     obs_norm / action_norm: (scale, offset) with x_n = scale * x + offset. ``dtype`` float16
     halves the safetensors files (loaders compute in float32); ONNX graphs are float32.
@@ -65,6 +70,7 @@ def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDe
         "act_dim": spec.out_dim,
         "n_tasks": denoiser.n_tasks,
         "horizon": int(horizon),
+        "trajectory_length": None if trajectory_length is None else int(trajectory_length),
         "condition": denoiser.condition,
         "latent_dim": denoiser.latent_dim,
         "latent_shape": list(denoiser.latent_shape),
@@ -138,7 +144,8 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
         denoiser.projection = None  # folded: the bundle's latent is the k coordinates
     return write_bundle(out_dir, vae.spec, vae_cfg.horizon, hypernet, denoiser, vae.state_norm.numpy(),
                         vae.action_norm.numpy(), dcfg, onnx, dtype,
-                        {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)})
+                        {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)},
+                        vae_cfg.trajectory_length)
 
 
 def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype: str | None = None) -> dict:
@@ -160,7 +167,7 @@ def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype:
     source = {**meta.get("source", {}), "rewritten_from": os.path.abspath(bundle_dir)}
     return write_bundle(out_dir, gen.spec, meta["horizon"], gen._impl.hypernet, gen._impl.denoiser,
                         norm["obs"], norm["action"], dcfg, onnx, dtype or meta.get("dtype", "float32"),
-                        source)
+                        source, meta.get("trajectory_length"))
 
 
 def _range_affine(low: float | None, high: float | None, dim: int) -> tuple[np.ndarray, np.ndarray]:

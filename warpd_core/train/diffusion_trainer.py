@@ -1,9 +1,10 @@
 """Stage 2: latent diffusion over the trained VAE's latents.
 
-Training data: every snippet of the dataset is encoded once with the frozen VAE encoder; the
-target latent is the posterior mean ``mu`` (with beta_KL ~ 1e-10 the posterior is nearly a
-point, and mu is what decodes to the snippet's policy -- our choice). Condition: the
-snippet's first state, normalised with the VAE's state normaliser, and/or its task id.
+Training data: every stage-1 window of the dataset (a window starting at every
+``window_stride``-th step, default the VAE's stride) is encoded once with the frozen VAE
+encoder; the target latent is the posterior mean ``mu`` (with beta_KL ~ 1e-10 the posterior
+is nearly a point, and mu is what decodes to the window's policy -- our choice). Condition:
+the window's first state, normalised with the VAE's state normaliser, and/or its task id.
 Latents are min-max normalised to [-1, 1] per dimension (stored in the denoiser) and viewed
 as (T, C) = ``latent_shape``. Epsilon-prediction MSE with ``diffusers.DDPMScheduler``
 (100 steps, squaredcos_cap_v2), AdamW with linear warm-up then cosine decay (Diffusion
@@ -33,14 +34,14 @@ from warpd_core.train.vae_trainer import load_vae
 
 
 @torch.no_grad()
-def encode_dataset(vae, ds: EpisodeDataset, horizon: int, stride: int = 1, batch: int = 1024) -> dict[str, np.ndarray]:
-    """mu (K, latent_dim), normalised first states (K, S), task ids (K,) for every snippet."""
-    index = ds.snippet_starts(horizon, stride)
+def encode_dataset(vae, ds: EpisodeDataset, index: np.ndarray, length: int, batch: int = 1024) -> dict[str, np.ndarray]:
+    """mu (K, latent_dim), normalised first states (K, S), task ids (K,) for every window
+    ``index`` (rows ``(start, episode)``) of ``length`` steps."""
     mus, conds, tasks = [], [], []
     for b0 in range(0, len(index), batch):
-        g = ds.gather_snippets(index[b0 : b0 + batch], horizon)
+        g = ds.gather_snippets(index[b0 : b0 + batch], length)
         s, a = torch.from_numpy(g["states"]), torch.from_numpy(g["actions"])
-        mu, _ = vae.encode(s, a)
+        mu, _ = vae.encode(s, a, torch.from_numpy(g["mask"]))
         mus.append(mu.numpy())
         conds.append(vae.state_norm.normalize(s[:, 0]).numpy())
         tasks.append(g["task_ids"])
@@ -48,8 +49,8 @@ def encode_dataset(vae, ds: EpisodeDataset, horizon: int, stride: int = 1, batch
 
 
 def load_encoder(vae_dir: str):
-    """The stage-1 model whose encoder gives the latents, and its config (``horizon``,
-    ``snippet_stride``, ``dataset``): WARPD's VAE, or the LDP baseline's chunk VAE when
+    """The stage-1 model whose encoder gives the latents, and its config (window length,
+    ``snippet_stride``, ``dataset``: see :func:`stage1_windows`): WARPD's VAE, or the LDP baseline's chunk VAE when
     ``<vae_dir>/last.json`` says stage ``ldp`` (warpd_core.baselines.ldp; same ``encode`` and
     ``state_norm``)."""
     try:
@@ -64,6 +65,17 @@ def load_encoder(vae_dir: str):
         return model, cfg
     vae, _, cfg, _ = load_vae(vae_dir)
     return vae, cfg
+
+
+def stage1_windows(cfg, ds: EpisodeDataset, stride: int | None = None) -> tuple[np.ndarray, int]:
+    """The windows stage 1 trains on, and their length: WARPD's trajectory windows
+    (``trajectory_length``), or the LDP baseline's fixed-length chunks (``horizon``); every
+    ``stride``-th start (None: stage 1's ``snippet_stride``)."""
+    stride = stride or cfg.snippet_stride
+    length = getattr(cfg, "trajectory_length", None)
+    if length is None:
+        return ds.snippet_starts(cfg.horizon, stride), cfg.horizon
+    return ds.trajectory_windows(length, stride), length
 
 
 def build_denoiser(cfg: DiffusionTrainConfig, latent_dim: int, state_dim: int, n_tasks: int) -> LatentDenoiser:
@@ -126,7 +138,7 @@ class DiffusionTrainer(Trainer):
         if latents is None:
             vae, vae_cfg = load_encoder(vae_dir)
             ds = dataset if dataset is not None else build_dataset(cfg.dataset or vae_cfg.dataset)
-            latents = encode_dataset(vae, ds, vae_cfg.horizon, vae_cfg.snippet_stride)
+            latents = encode_dataset(vae, ds, *stage1_windows(vae_cfg, ds, cfg.window_stride))
         self.data = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in latents.items()}
         self.source_dim = self.data["latents"].shape[1]  # the VAE's latent size
         state_dim = self.data["states_n"].shape[1]

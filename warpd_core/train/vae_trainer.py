@@ -1,7 +1,14 @@
 """Stage 1: VAE (encoder + hypernetwork decoder) and Gaussian world model, paper eq. (5).
 
-Losses, per snippet of length H (normalised states s, actions a, mask m for padding), summed
-over time and dimensions as eq. (5) writes them, averaged over the batch:
+Training windows (:meth:`EpisodeDataset.trajectory_windows`): a window starts at every
+``snippet_stride``-th step of an episode and covers ``trajectory_length`` steps (paper Table
+11: 256 for PushT) or what remains of its episode; steps past the episode end are masked
+(m_t = 0) -- they add nothing to any loss and are zeroed before the encoder. The action
+horizon (how often the runtime regenerates) is a separate setting, ``horizon``, that only
+goes into the export bundle as the default.
+
+Losses, per window of length L (normalised states s, actions a, mask m), summed over time
+and dimensions as eq. (5) writes them, averaged over the batch:
 
 * L_BC = sum_t m_t ||a_t - pi_theta(s_t)||^2
 * L_RO = sum_{t>=2} m_t KL( WM(s_{t-1}, pi_theta(s_{t-1})) || WM(s_{t-1}, a_{t-1}) ) -- closed-form
@@ -41,7 +48,7 @@ from warpd_core.train.data import build_dataset
 
 
 def build_models(cfg: VAETrainConfig, spec: PolicySpec) -> tuple[PolicyVAE, GaussianWorldModel | None]:
-    vae = PolicyVAE(spec, cfg.horizon, cfg.model.latent_dim, cfg.model.encoder_hidden,
+    vae = PolicyVAE(spec, cfg.trajectory_length, cfg.model.latent_dim, cfg.model.encoder_hidden,
                     DECODER_SIZES[cfg.model.decoder_size], cfg.model.bias_init_scale)
     wm = None
     if cfg.use_world_model:
@@ -67,15 +74,18 @@ def teacher_forcing_loss(wm: nn.Module, hs: torch.Tensor, ha: torch.Tensor, targ
                          valid: torch.Tensor, kind: str = "nll") -> tuple[torch.Tensor, torch.Tensor]:
     """L_TF and the mean absolute one-step error of the predicted mean (a metric).
 
-    hs (B, H-1, h, S), ha (B, H-1, h, A), target (B, H-1, S), valid (B, H-1) float."""
-    mean, logvar = wm(hs, ha)
-    sq = (target - mean) ** 2
+    hs (B, H-1, h, S), ha (B, H-1, h, A), target (B, H-1, S), valid (B, H-1) 0/1. The world
+    model runs on the valid transitions only (packed): at trajectory length 256 most of a
+    window past its episode's end is masked, and skipping it is most of the step time."""
+    keep = valid > 0
+    mean, logvar = wm(hs[keep], ha[keep])  # (K, S), K valid transitions
+    err = target[keep] - mean
     if kind == "nll":
-        per = 0.5 * (logvar + sq * torch.exp(-logvar)).sum(-1)
+        per = 0.5 * (logvar + err**2 * torch.exp(-logvar)).sum(-1)
     else:
-        per = sq.sum(-1)
-    loss = (per * valid).sum(1).mean()
-    mae = ((target - mean).abs().mean(-1) * valid).sum() / valid.sum().clamp_min(1.0)
+        per = (err**2).sum(-1)
+    loss = per.sum() / valid.shape[0]  # summed over time, averaged over the batch
+    mae = err.abs().mean(-1).sum() / keep.sum().clamp_min(1)
     return loss, mae.detach()
 
 
@@ -85,8 +95,11 @@ def rollout_loss(wm: nn.Module, hs: torch.Tensor, ha: torch.Tensor, a_pi: torch.
 
     ``a_pi`` (B, H-1, A) is the generated policy's action at s_{t-1}; it replaces the newest
     action of each history window. The world model runs with detached parameters: no gradient
-    reaches it, but one flows through ``a_pi``.
+    reaches it, but one flows through ``a_pi``. Valid transitions only, as in
+    :func:`teacher_forcing_loss`.
     """
+    keep = valid > 0
+    hs, ha, a_pi = hs[keep], ha[keep], a_pi[keep]
     raw = unwrap(wm)
     frozen = {name: p.detach() for name, p in raw.named_parameters()}
     ha_pi = torch.cat([ha[..., :-1, :], a_pi.unsqueeze(-2)], dim=-2)
@@ -96,17 +109,18 @@ def rollout_loss(wm: nn.Module, hs: torch.Tensor, ha: torch.Tensor, a_pi: torch.
     if kind == "mse":  # unit variance: KL = 0.5 ||mu_p - mu_q||^2
         logvar_p = torch.zeros_like(mean_p)
         logvar_q = torch.zeros_like(mean_q)
-    kl = gaussian_kl(mean_p, logvar_p, mean_q, logvar_q)  # (B, H-1)
-    return (kl * valid).sum(1).mean()
+    kl = gaussian_kl(mean_p, logvar_p, mean_q, logvar_q)  # (K,)
+    return kl.sum() / valid.shape[0]
 
 
 def vae_losses(vae: nn.Module, wm: nn.Module | None, s_n: torch.Tensor, a_n: torch.Tensor, mask: torch.Tensor,
                noise: torch.Tensor, beta_kl: float, use_ro: bool, tf_loss: str = "nll",
                history: int = 1) -> dict[str, torch.Tensor]:
-    """All terms of eq. (5) for one batch of normalised snippets. Returns a dict of scalars
-    (``l_bc, l_kl, l_ro, l_tf, wm_mae``); ``total`` is their sum (what backward runs on)."""
+    """All terms of eq. (5) for one batch of normalised windows. Returns a dict of scalars
+    (``l_bc, l_kl, l_ro, l_tf, wm_mae``); ``total`` is their sum (what backward runs on).
+    Masked steps (``mask`` False) change none of them."""
     m = mask.float()
-    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise)
+    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise, mask)
     l_bc = (((a_pred - a_n) ** 2).sum(-1) * m).sum(1).mean()
     l_kl = beta_kl * (torch.exp(2 * log_sigma) + mu**2 - 1.0 - 2 * log_sigma).sum(-1).mean()
     zero = torch.zeros((), device=s_n.device)
@@ -129,7 +143,7 @@ class VAETrainer(Trainer):
                  resume: bool = False, device: str | None = None, show_progress: bool = True):
         super().__init__(cfg, out_dir, device, show_progress)
         self.ds = dataset if dataset is not None else build_dataset(cfg.dataset)
-        self.index = self.ds.snippet_starts(cfg.horizon, cfg.snippet_stride)
+        self.index = self.ds.trajectory_windows(cfg.trajectory_length, cfg.snippet_stride)
         self.spec = PolicySpec(self.ds.state_dim, tuple(cfg.policy.hidden), self.ds.action_dim, cfg.policy.activation)
         vae, wm = build_models(cfg, self.spec)
         vae.state_norm.fit(self.ds.states)
@@ -153,11 +167,11 @@ class VAETrainer(Trainer):
 
     def extra_meta(self) -> dict:
         return {"policy_spec": self.spec.to_dict(), "state_dim": self.ds.state_dim,
-                "action_dim": self.ds.action_dim, "n_snippets": int(len(self.index)),
+                "action_dim": self.ds.action_dim, "n_windows": int(len(self.index)),
                 "dataset_source": self.ds.source}
 
     def batch_tensors(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = self.ds.gather_snippets(self.index[rows], self.cfg.horizon)
+        b = self.ds.gather_snippets(self.index[rows], self.cfg.trajectory_length)
         s = torch.from_numpy(b["states"]).to(self.device)
         a = torch.from_numpy(b["actions"]).to(self.device)
         return self.vae.state_norm.normalize(s), self.vae.action_norm.normalize(a), torch.from_numpy(b["mask"]).to(self.device)
