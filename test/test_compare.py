@@ -140,6 +140,37 @@ def test_compare_writes_json_csv_markdown_png(tmp_path, tiny_models, init_bundle
     for label in ("warpd", "mlp", "dp", "ldp", "random"):
         assert f"## {label} (" in summary, label
     assert "seed sd" in summary and "dp at horizon 8" in summary and "MFLOPs/step" in summary
+    # final coverage beside the score; paired differences against the WARPD bundle
+    assert "final coverage" in summary and "## Paired differences: warpd minus each method" in summary
+    for c in data["cells"]:
+        assert 0.0 <= c["final_coverage_mean"] <= 1.0
+    for name in ("final_coverage_vs_magnitude.png", "final_coverage_vs_horizon.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["reference"] == "warpd"
+    paired = {(d["b"], d["metric"], d["horizon"], d["magnitude"]): d for d in data["paired"]}
+    assert ("dp", "score", 8, 0.0) not in paired and ("dp", "score", 16, 40.0) in paired
+    assert paired[("mlp", "final_coverage", 16, 0.0)]["n_pairs"] == 2  # 2 env seeds, the MLP seeds averaged
+    assert all(d["a"] == "warpd" for d in data["paired"])
+
+
+def test_paired_differences_pair_on_seed_and_repeat():
+    from warpd_core.eval.metrics import EpisodeResult, paired_differences
+
+    def ep(method, seed, repeat, score, final, horizon=16):
+        return EpisodeResult(method, horizon, 0.0, 0.1, seed, repeat, seed, 0, 0, 10, score, final, score, False,
+                             0, 1, 0)
+
+    a = [ep("a", s, r, 0.5 + 0.1 * s, 0.2) for s in range(3) for r in range(2)]
+    # b: the same per-seed level minus 0.1, listed in another order, plus an unmatched episode
+    b = [ep("b", s, r, 0.4 + 0.1 * s, 0.3) for s in reversed(range(3)) for r in range(2)] + [ep("b", 9, 0, 1.0, 1.0)]
+    (d,) = paired_differences(a, b)
+    assert (d.a, d.b, d.n_pairs) == ("a", "b", 6)
+    assert d.mean == pytest.approx(0.1) and d.se == pytest.approx(0.0, abs=1e-12)  # seed effect cancels
+    (f,) = paired_differences(a, b, "final_coverage")
+    assert f.mean == pytest.approx(-0.1)
+    assert paired_differences(a, [ep("b", 0, 0, 0.1, 0.1, horizon=32)]) == []  # no common cell
+    with pytest.raises(ValueError, match="metric"):
+        paired_differences(a, b, "steps")
 
 
 def test_quick_profile_smallest_cell_is_reproducible(tmp_path, tiny_models):

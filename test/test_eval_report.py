@@ -40,7 +40,11 @@ def test_report_files(results, tmp_path):
     assert "| horizon \\ magnitude (px) | 0 | 50 |" in md
     c = results.cell(8, 0.0)
     assert f"| 8 | {c.score_mean:.3f} ± {c.score_se:.3f} |" in md
-    assert md.count("| 32 |") == 2  # score grid and success grid
+    assert md.count("| 32 |") == 3  # score, final coverage and success grids
+    import numpy as np
+
+    final = np.mean([r.final_coverage for r in results.rows if r.horizon == 8 and r.magnitude == 0.0])
+    assert c.final_coverage_mean == pytest.approx(final) and f"| 8 | {final:.3f} ± {c.final_coverage_se:.3f} |" in md
 
     png = (tmp_path / "score_vs_horizon.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

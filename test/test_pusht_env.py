@@ -248,3 +248,18 @@ def test_rollout_video_marks_events(env, tmp_path):
     assert int(cv2.VideoCapture(mp4).get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     with pytest.raises(ValueError, match="extension"):
         write_video(tmp_path / "r.avi", out)
+
+
+def test_reset_to_starts_an_episode_in_a_given_state(env):
+    """A demonstration's first step as a start state (``warpd eval pusht-demos``)."""
+    state = np.array([120.0, 380.0, 300.0, 220.0, 1.1], np.float32)
+    env.reset(seed=5)
+    for _ in range(3):
+        env.step(np.array([400.0, 400.0]))
+    obs = env.reset_to(state)
+    np.testing.assert_allclose(obs, state, atol=1e-4)
+    assert env.steps == 0 and env.max_coverage == env.coverage
+    res = env.step(state[:2])  # target = where the agent is: nothing moves
+    np.testing.assert_allclose(res.obs, state, atol=1e-3)
+    with pytest.raises(ValueError, match="reset_to"):
+        env.reset_to([1.0, 2.0, float("nan"), 3.0, 0.0])

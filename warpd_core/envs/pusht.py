@@ -149,6 +149,20 @@ class PushTEnv:
         self._needs_reset = False
         return self.obs
 
+    def reset_to(self, obs: np.ndarray) -> np.ndarray:
+        """Start an episode in the state an observation ``[agent_x, agent_y, block_x, block_y,
+        block_angle]`` describes (e.g. a demonstration's first step), at rest: velocities zero,
+        step counter and ``max_coverage`` restarted. Returns the observation."""
+        s = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if s.shape != (5,) or not np.all(np.isfinite(s)):
+            raise ValueError(f"reset_to: expected 5 finite numbers [agent x, y, block x, y, angle], got {obs!r}")
+        self.reset(seed=0)
+        self.set_physics_state(PhysicsState(agent_position=(s[0], s[1]), agent_velocity=(0.0, 0.0),
+                                            block_position=(s[2], s[3]), block_angle=float(s[4]),
+                                            block_velocity=(0.0, 0.0), block_angular_velocity=0.0))
+        self._max_coverage = self._coverage
+        return self.obs
+
     def step(self, action: np.ndarray) -> StepResult:
         """Advance one control step (0.1 s) towards the target agent position ``action``
         ``(2,)`` in pixels (clipped to [0, 512]^2)."""

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                         "dp: Diffusion Policy, action chunk executed open loop for the horizon; ldp: Latent Diffusion "
                         "Policy, latent decoded to an action chunk executed open loop; random: uniform random targets")
     q.add_argument("--profile", default="paper", choices=["quick", "paper"],
-                   help="quick: 10 seeds x 1 repeat, horizons 16 64, magnitudes 0 60; "
+                   help="quick: 10 seeds x 1 repeat, horizons 16 32 64 128, magnitudes 0 60; "
                         "paper: 50 seeds x 10 repeats, horizons 16 32 64 128, magnitudes 0..100 step 20")
     add_protocol_arguments(q)
     q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's (or dp / ldp checkpoint's) sampler")
@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     q.add_argument("--out", default="results/pusht_eval", help="results folder (default results/pusht_eval)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=run_pusht)
+    from warpd_core.eval import demo_replay
+
+    demo_replay.register(sub)
 
 
 def add_protocol_arguments(q: argparse.ArgumentParser) -> None:

@@ -11,7 +11,11 @@ perturbation seeds for every method (common random numbers), and writes
 - ``summary.md``: a combined table and one table per method (no timings, so a rerun with the
   same seeds gives the same file, as does ``results.csv``: see :data:`CSV_DECIMALS`);
 - ``score_vs_magnitude.png`` (one panel per horizon) and ``score_vs_horizon.png`` (one panel per
-  magnitude): one line per method with SE bars, as the paper's Figure 3.
+  magnitude): one line per method with SE bars, as the paper's Figure 3; the same two for the
+  final coverage (``final_coverage_vs_*.png``), which lucky displacements do not inflate;
+- paired differences (in ``summary.md`` and ``results.json``): the reference method (the first
+  WARPD bundle given) minus every other method, episode by episode on the same env seed and
+  repeat, with the standard error of the differences.
 
 Method specs (``--methods``), ``LABEL[@H]=DIR[,DIR...]`` or ``random``:
 
@@ -54,6 +58,8 @@ RESULTS_CSV = "results.csv"
 SUMMARY_MD = "summary.md"
 MAGNITUDE_PNG = "score_vs_magnitude.png"
 HORIZON_PNG = "score_vs_horizon.png"
+FINAL_MAGNITUDE_PNG = "final_coverage_vs_magnitude.png"
+FINAL_HORIZON_PNG = "final_coverage_vs_horizon.png"
 
 # results.csv rounds floats: the same seeds give the same episodes, but a step's coverage can differ
 # in its last bit between runs in one process (pymunk's contact order follows memory addresses),
@@ -188,6 +194,8 @@ class CompareCell:
     generation_params: float
     step_params: float
     train_seed_scores: tuple = ()
+    final_coverage_mean: float = 0.0
+    final_coverage_se: float = 0.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -209,6 +217,10 @@ class CompareResults:
     cells: list[CompareCell]
     missing: list[dict]
     timing: dict
+    # reference method minus each other method on the same (env seed, repeat), score and final
+    # coverage (warpd_core.eval.metrics.paired_differences)
+    paired: list = field(default_factory=list)
+    reference: Optional[str] = None
 
 
 def method_step_cost(kind: str, method, horizon: int):
@@ -242,7 +254,7 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
     from tqdm.auto import tqdm
 
     from warpd_core.eval.harness import evaluate
-    from warpd_core.eval.metrics import mean_std_se, summarize
+    from warpd_core.eval.metrics import mean_std_se, paired_differences, summarize
 
     t_start = time.perf_counter()
     # every model is loaded before the first episode, so a broken directory fails in seconds
@@ -284,11 +296,27 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
                 train_seed_std=mean_std_se(per_seed)[1], success_rate=c.success_rate,
                 flops_per_step=cost["flops_per_step"], generation_flops=cost["generation_flops"],
                 step_flops=cost["step_flops"], generation_params=cost["generation_params"],
-                step_params=cost["step_params"], train_seed_scores=tuple(per_seed)))
+                step_params=cost["step_params"], train_seed_scores=tuple(per_seed),
+                final_coverage_mean=c.final_coverage_mean, final_coverage_se=c.final_coverage_se))
     order = {s.label: i for i, s in enumerate(specs)}
     cells.sort(key=lambda c: (order[c.method], c.horizon, c.magnitude))
+    reference = reference_label(specs)
+    paired = []
+    by_label: dict[str, list] = {}
+    for (label, _), eps in rows.items():
+        by_label.setdefault(label, []).extend(eps)
+    for spec in specs:
+        if spec.label != reference:
+            for metric in ("score", "final_coverage"):
+                paired += paired_differences(by_label.get(reference, []), by_label.get(spec.label, []), metric)
     timing["total_seconds"] = round(time.perf_counter() - t_start, 3)
-    return CompareResults(profile, cfg, methods, cells, list(missing), timing)
+    return CompareResults(profile, cfg, methods, cells, list(missing), timing, paired, reference)
+
+
+def reference_label(specs: Sequence[MethodSpec]) -> str:
+    """The method every other is compared with, pair by pair: the first WARPD bundle given,
+    else the first method."""
+    return next((s.label for s in specs if s.kind == "warpd"), specs[0].label)
 
 
 # ----------------------------------------------------------------------------------------
@@ -329,6 +357,32 @@ def summary_markdown(res: CompareResults) -> str:
             flops = next(c.flops_per_step for c in row if c)
             lines.append(f"| {h} | {label} | {_mflops(flops)} | "
                          + " | ".join(f"{c.score_mean:.3f} ± {c.score_se:.3f}" if c else "" for c in row) + " |")
+    lines += ["", "## All methods: final coverage (at the episode's last step)", "",
+              "| horizon | method | " + " | ".join(f"{m:g} px" for m in mags) + " |",
+              "|---" * (len(mags) + 2) + "|"]
+    for h in sorted({c.horizon for c in res.cells}):
+        for label in labels:
+            row = [by.get((label, h, m)) for m in mags]
+            if any(row):
+                lines.append(f"| {h} | {label} | " + " | ".join(
+                    f"{c.final_coverage_mean:.3f} ± {c.final_coverage_se:.3f}" if c else "" for c in row) + " |")
+    if res.paired:
+        lines += ["", f"## Paired differences: {res.reference} minus each method", "",
+                  "Same env seed and repeat for both (common random numbers); ± = standard error of the per-pair "
+                  "differences; * = more than two standard errors from zero.", ""]
+        pairs = {(d.b, d.metric, d.horizon, d.magnitude): d for d in res.paired}
+        for metric in ("score", "final_coverage"):
+            lines += [f"{metric.replace('_', ' ')}:", "",
+                      "| horizon | vs | " + " | ".join(f"{m:g} px" for m in mags) + " |",
+                      "|---" * (len(mags) + 2) + "|"]
+            for h in sorted({c.horizon for c in res.cells}):
+                for label in labels:
+                    row = [pairs.get((label, metric, h, m)) for m in mags]
+                    if any(row):
+                        lines.append(f"| {h} | {label} | " + " | ".join(
+                            (f"{d.mean:+.3f} ± {d.se:.3f}" + ("*" if abs(d.mean) > 2 * d.se else "")) if d else ""
+                            for d in row) + " |")
+            lines.append("")
     for label in labels:
         cells = [c for c in res.cells if c.method == label]
         info = [m for m in res.methods if m["method"] == label]
@@ -355,9 +409,11 @@ def summary_markdown(res: CompareResults) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_panels(cells: Sequence[CompareCell], x: str, panel: str, path: str, title: str) -> str:
-    """Mean score with SE bars against ``x`` ('magnitude' or 'horizon', the latter on a log2 axis),
-    one panel per value of ``panel``, one line per method (paper, Figure 3)."""
+def plot_panels(cells: Sequence[CompareCell], x: str, panel: str, path: str, title: str,
+                metric: str = "score") -> str:
+    """Mean ``metric`` (score or final_coverage) with SE bars against ``x`` ('magnitude' or
+    'horizon', the latter on a log2 axis), one panel per value of ``panel``, one line per method
+    (paper, Figure 3)."""
     import matplotlib
     import numpy as np
 
@@ -373,7 +429,7 @@ def plot_panels(cells: Sequence[CompareCell], x: str, panel: str, path: str, tit
     handles: dict = {}
     for ax, pv in zip(axes[0], panels):
         for label in labels:
-            pts = sorted((getattr(c, x), c.score_mean, c.score_se) for c in cells
+            pts = sorted((getattr(c, x), getattr(c, f"{metric}_mean"), getattr(c, f"{metric}_se")) for c in cells
                          if c.method == label and getattr(c, panel) == pv)
             if pts:
                 xv, y, se = (np.array(v) for v in zip(*pts))
@@ -392,7 +448,7 @@ def plot_panels(cells: Sequence[CompareCell], x: str, panel: str, path: str, tit
         ax.set_title(f"horizon {pv}" if panel == "horizon" else f"{pv:g} px", fontsize=9)
         ax.set_ylim(0.0, 1.05)
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("score")
+    axes[0][0].set_ylabel(metric.replace("_", " "))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0.0, 0.0, 1.0 - 0.9 / fig.get_figwidth(), 1.0))
     fig.legend([handles[k] for k in labels if k in handles], [k for k in labels if k in handles], fontsize=7,
@@ -407,10 +463,13 @@ def write_compare(res: CompareResults, out_dir: str) -> dict[str, str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, n) for k, n in (("json", RESULTS_JSON), ("csv", RESULTS_CSV),
                                                       ("summary", SUMMARY_MD), ("magnitude_plot", MAGNITUDE_PNG),
-                                                      ("horizon_plot", HORIZON_PNG))}
+                                                      ("horizon_plot", HORIZON_PNG),
+                                                      ("final_magnitude_plot", FINAL_MAGNITUDE_PNG),
+                                                      ("final_horizon_plot", FINAL_HORIZON_PNG))}
     with open(paths["json"], "w", encoding="utf-8") as fh:
         json.dump({"profile": res.profile, "config": res.config.to_dict(), "methods": res.methods,
-                   "cells": [c.to_dict() for c in res.cells], "missing": res.missing, "timing": res.timing},
+                   "cells": [c.to_dict() for c in res.cells], "missing": res.missing, "timing": res.timing,
+                   "reference": res.reference, "paired": [d.to_dict() for d in res.paired]},
                   fh, indent=1)
         fh.write("\n")
     with open(paths["csv"], "w", newline="", encoding="utf-8") as fh:
@@ -423,6 +482,10 @@ def write_compare(res: CompareResults, out_dir: str) -> dict[str, str]:
     p = res.config.probability
     plot_panels(res.cells, "magnitude", "horizon", paths["magnitude_plot"], f"PushT: score vs perturbation (p = {p:g})")
     plot_panels(res.cells, "horizon", "magnitude", paths["horizon_plot"], f"PushT: score vs action horizon (p = {p:g})")
+    plot_panels(res.cells, "magnitude", "horizon", paths["final_magnitude_plot"],
+                f"PushT: final coverage vs perturbation (p = {p:g})", "final_coverage")
+    plot_panels(res.cells, "horizon", "magnitude", paths["final_horizon_plot"],
+                f"PushT: final coverage vs action horizon (p = {p:g})", "final_coverage")
     return paths
 
 

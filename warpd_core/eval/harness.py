@@ -240,7 +240,7 @@ class RandomMethod:
 # ----------------------------------------------------------------------------------------
 PROFILES: dict[str, dict[str, Any]] = {
     # a smoke run: minutes on a laptop CPU
-    "quick": {"n_seeds": 10, "repeats": 1, "horizons": (16, 64), "magnitudes": (0.0, 60.0)},
+    "quick": {"n_seeds": 10, "repeats": 1, "horizons": (16, 32, 64, 128), "magnitudes": (0.0, 60.0)},
     # the paper's protocol (section 4.1, Table 3), one training seed
     "paper": {"n_seeds": 50, "repeats": 10, "horizons": (16, 32, 64, 128),
               "magnitudes": (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)},

@@ -4,10 +4,11 @@
 
 - ``results.json``: ``{"method", "config", "meta", "cells": [CellSummary...], "episodes": [EpisodeResult...]}``;
 - ``episodes.csv``: one row per episode (the :class:`~warpd_core.eval.metrics.EpisodeResult` fields);
-- ``summary.md``: mean score +- SE and success rate as grids (rows: action horizon, columns:
-  perturbation magnitude in pixels);
+- ``summary.md``: mean score +- SE, final coverage +- SE and success rate as grids (rows:
+  action horizon, columns: perturbation magnitude in pixels);
 - ``score_vs_horizon.png``: mean score (SE bars) against the action horizon (log2 axis), one
-  line per perturbation magnitude, as the paper's Figure 3;
+  line per perturbation magnitude, as the paper's Figure 3, beside the same for the final
+  coverage (coverage at the last step, which lucky displacements do not inflate);
 - ``rollout.gif`` when the results hold a recording.
 """
 
@@ -98,6 +99,10 @@ def summary_markdown(results: EvalResults) -> str:
         "",
         markdown_grid(results.cells, lambda c: f"{c.score_mean:.3f} ± {c.score_se:.3f}"),
         "",
+        "## Final coverage (at the episode's last step)",
+        "",
+        markdown_grid(results.cells, lambda c: f"{c.final_coverage_mean:.3f} ± {c.final_coverage_se:.3f}"),
+        "",
         "## Success rate (coverage > 0.95 at some step)",
         "",
         markdown_grid(results.cells, lambda c: f"{c.success_rate:.3f}"),
@@ -116,8 +121,8 @@ def write_summary_md(results: EvalResults, path: str) -> str:
 
 
 def plot_score_vs_horizon(cells: list[CellSummary], path: str, title: Optional[str] = None) -> str:
-    """Mean score with SE bars against the action horizon (log2 x axis), one line per
-    perturbation magnitude (paper, Figure 3)."""
+    """Two panels against the action horizon (log2 x axis), one line per perturbation
+    magnitude, SE bars: the mean score (paper, Figure 3) and the mean final coverage."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,24 +131,27 @@ def plot_score_vs_horizon(cells: list[CellSummary], path: str, title: Optional[s
     mags = sorted({c.magnitude for c in cells})
     horizons = sorted({c.horizon for c in cells})
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(mags), 1)))
-    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
-    for color, m in zip(colors, mags):
-        pts = sorted((c.horizon, c.score_mean, c.score_se) for c in cells if c.magnitude == m)
-        h, y, se = (np.array(v) for v in zip(*pts))
-        ax.errorbar(h, y, yerr=se, marker="o", ms=4, capsize=3, lw=1.5, color=color, label=f"{m:g} px")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(horizons)
-    ax.set_xticklabels([str(h) for h in horizons])
-    ax.minorticks_off()
-    if len(horizons) == 1:
-        ax.set_xlim(horizons[0] / 1.5, horizons[0] * 1.5)
-    ax.set_ylim(0.0, 1.05)
-    ax.set_xlabel("action horizon (steps)")
-    ax.set_ylabel("score")
-    ax.grid(True, alpha=0.3)
-    ax.legend(title="perturbation", fontsize=8, title_fontsize=8, loc="best")
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), dpi=120, sharey=True)
+    panels = (("score", "score (max coverage / 0.95)"), ("final_coverage", "final coverage"))
+    for ax, (metric, label) in zip(axes, panels):
+        for color, m in zip(colors, mags):
+            pts = sorted((c.horizon, getattr(c, f"{metric}_mean"), getattr(c, f"{metric}_se"))
+                         for c in cells if c.magnitude == m)
+            h, y, se = (np.array(v) for v in zip(*pts))
+            ax.errorbar(h, y, yerr=se, marker="o", ms=4, capsize=3, lw=1.5, color=color, label=f"{m:g} px")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(horizons)
+        ax.set_xticklabels([str(h) for h in horizons])
+        ax.minorticks_off()
+        if len(horizons) == 1:
+            ax.set_xlim(horizons[0] / 1.5, horizons[0] * 1.5)
+        ax.set_ylim(0.0, 1.05)
+        ax.set_xlabel("action horizon (steps)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(title="perturbation", fontsize=8, title_fontsize=8, loc="best")
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
