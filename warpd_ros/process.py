@@ -1,0 +1,67 @@
+"""How a node process starts and ends: every warpd node's ``main`` goes through here.
+
+What a user depends on: Ctrl-C (SIGINT, to the whole process group, as a terminal or
+``ros2 launch`` sends it) and SIGTERM end every node, mid-episode or idle, with exit code 0 and
+nothing on stderr; a lifecycle ``shutdown`` transition ends the process too.
+
+Why this needs care with rclpy: its signal handler shuts the context down (``spin`` then raises
+ExternalShutdownException) and *then calls the handler that was installed before it*. For
+SIGINT that is Python's default one, which raises KeyboardInterrupt wherever the main thread
+happens to be -- inside ``destroy_node``, or inside a callback the C++ EventsExecutor is running
+(pybind11 then calls ``terminate``). :func:`init` installs a handler that only takes note before
+rclpy installs its own, so the context shutdown is the only effect of a signal. After the first
+signal, and at interpreter exit, further ones are ignored: the second SIGINT ``ros2 launch``
+sends would otherwise find Python's finalisation, which restores the default action, and kill
+the process (exit code -2) while torch tears down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import time
+
+import rclpy
+import rclpy.executors
+
+_signals: list[int] = []
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _note(signum, frame) -> None:
+    # rclpy's handler has already shut the context down: the process is stopping
+    _signals.append(signum)
+    _ignore_signals()
+
+
+def init(args=None) -> None:
+    """``rclpy.init`` so that SIGINT / SIGTERM only shut the context down (see the module docstring)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _note)
+    atexit.register(_ignore_signals)  # registered before rclpy's exit handlers, so it runs after them
+    rclpy.init(args=args)
+
+
+def spin(spin_once, stop=lambda: False, timeout: float = 0.5) -> None:
+    """Call ``spin_once(timeout)`` until the context shuts down (a signal) or ``stop()`` is true
+    (a lifecycle ``shutdown`` transition). A callback that raced the shutdown -- a publish on a
+    context the signal had just invalidated -- ends the loop quietly: the process is stopping."""
+    try:
+        while rclpy.ok() and not stop():
+            spin_once(timeout)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+
+
+def linger(spin_once, seconds: float = 0.3) -> None:
+    """Keep serving for ``seconds`` after a lifecycle ``shutdown``: the transition's service
+    response (and the last safe action) must leave the process before its publishers go."""
+    end = time.monotonic() + seconds
+    spin(spin_once, stop=lambda: time.monotonic() > end, timeout=0.05)
