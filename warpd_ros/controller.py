@@ -501,7 +501,7 @@ def main(args=None) -> int:
             node.destroy_node()
             rclpy.try_shutdown()
             return 2
-        if rclpy.ok():  # not if a signal came during configure
+        if not process.stopping():  # not if a signal came during configure
             node.trigger_activate()
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn,

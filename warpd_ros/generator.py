@@ -281,7 +281,7 @@ def main(args=None) -> int:
             node.destroy_node()
             rclpy.try_shutdown()
             return 2
-        if rclpy.ok():  # not if a signal came while the model was loading
+        if not process.stopping():  # not if a signal came while the model was loading
             node.trigger_activate()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)

@@ -8,8 +8,11 @@ Why this needs care with rclpy: its signal handler shuts the context down (``spi
 ExternalShutdownException) and *then calls the handler that was installed before it*. For
 SIGINT that is Python's default one, which raises KeyboardInterrupt wherever the main thread
 happens to be -- inside ``destroy_node``, or inside a callback the C++ EventsExecutor is running
-(pybind11 then calls ``terminate``). :func:`init` installs a handler that only takes note before
-rclpy installs its own, so the context shutdown is the only effect of a signal. After the first
+(pybind11 then calls ``terminate``). :func:`init` installs a handler that only takes note, and
+rclpy's is installed on top of it (chaining to it) only when start-up is done and the node
+starts serving (:func:`spin`): a signal during start-up -- the generator loading its model in
+``configure`` -- lets the transition finish on a valid context, and the process then exits
+without serving. After that the context shutdown is the only effect of a signal. After the first
 signal, and at interpreter exit, further ones are ignored: the second SIGINT ``ros2 launch``
 sends would otherwise find Python's finalisation, which restores the default action, and kill
 the process (exit code -2) while torch tears down.
@@ -23,8 +26,10 @@ import time
 
 import rclpy
 import rclpy.executors
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 
 _signals: list[int] = []
+_serving = False
 
 
 def _ignore_signals() -> None:
@@ -43,13 +48,29 @@ def init(args=None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _note)
     atexit.register(_ignore_signals)  # registered before rclpy's exit handlers, so it runs after them
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def stopping() -> bool:
+    """A signal has arrived (during start-up, or rclpy has shut the context down since)."""
+    return bool(_signals) or not rclpy.ok()
+
+
+def _serve() -> None:
+    global _serving
+    if not _serving:
+        _serving = True
+        install_signal_handlers(SignalHandlerOptions.ALL)  # rclpy's, chaining to _note
 
 
 def spin(spin_once, stop=lambda: False, timeout: float = 0.5) -> None:
     """Call ``spin_once(timeout)`` until the context shuts down (a signal) or ``stop()`` is true
     (a lifecycle ``shutdown`` transition). A callback that raced the shutdown -- a publish on a
-    context the signal had just invalidated -- ends the loop quietly: the process is stopping."""
+    context the signal had just invalidated -- ends the loop quietly: the process is stopping.
+    Returns at once when a signal came during start-up."""
+    if stopping():
+        return
+    _serve()
     try:
         while rclpy.ok() and not stop():
             spin_once(timeout)
