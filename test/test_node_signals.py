@@ -69,15 +69,18 @@ def _graph(bundle, **args):
     return graph_spec.pusht_sim_graph({"model": str(bundle), "horizon": "8", "probability": "0.3", **args})
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("phase", ["idle", "mid_episode"])
-def test_every_node_exits_0_with_empty_stderr_on_a_signal(init_bundle, tmp_path, phase, sig):
+@pytest.mark.parametrize("phase, mode, sig", [
+    ("idle", "lockstep", "SIGINT"), ("idle", "lockstep", "SIGTERM"),
+    ("mid_episode", "lockstep", "SIGINT"), ("mid_episode", "lockstep", "SIGTERM"),
+    ("mid_episode", "realtime", "SIGINT"),
+])
+def test_every_node_exits_0_with_empty_stderr_on_a_signal(init_bundle, tmp_path, phase, mode, sig):
     import rclpy
 
-    from warpd_ros import qos
+    from warpd_ros import graph_spec, qos
     from warpd_ros.msg import Action
 
-    specs = _graph(init_bundle, episodes="0", max_steps="300")  # the sim would run forever
+    specs = _graph(init_bundle, episodes="0", max_steps="300", mode=mode, rate_hz="20.0")  # the sim would run forever
     if phase == "idle":  # generator, controller and perturbation up, nothing observed yet
         specs = [s for s in specs if s.executable != "pusht_sim"]
     procs = Procs(tmp_path)
@@ -85,7 +88,7 @@ def test_every_node_exits_0_with_empty_stderr_on_a_signal(init_bundle, tmp_path,
     try:
         probe = rclpy.create_node("signal_probe")
         actions = []
-        probe.create_subscription(Action, "action", actions.append, qos.stream("reliable", depth=100))
+        probe.create_subscription(Action, "action", actions.append, qos.stream(graph_spec.stream_qos(mode), depth=100))
         for s in specs:
             procs.start(s)
         procs.wait_for_log("warpd_generator", "generator active", 60)
