@@ -21,7 +21,9 @@ the process (exit code -2) while torch tears down.
 from __future__ import annotations
 
 import atexit
+import os
 import signal
+import sys
 import time
 
 import rclpy
@@ -79,6 +81,17 @@ def spin(spin_once, stop=lambda: False, timeout: float = 0.5) -> None:
     except Exception:
         if rclpy.ok():
             raise
+
+
+def exit_now(code: int) -> None:
+    """End the process at once, skipping Python's finalisation: call it after the node is destroyed
+    and rclpy shut down. With torch and diffusers loaded (about 220,000 objects, 1,400 modules)
+    finalisation is a garbage collection that took 5 to more than 15 s on the loaded 2-core
+    machine -- past ros2 launch's SIGINT -> SIGTERM -> SIGKILL escalation (5 s + 10 s), so a
+    clean stop was reported as 'process has died [exit code -9]'."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def linger(spin_once, seconds: float = 0.3) -> None:
