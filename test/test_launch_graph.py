@@ -137,12 +137,15 @@ def test_ctrl_c_mid_episode_every_node_finishes_cleanly_and_cli_sees_the_nodes(i
 
 @requires_launch
 def test_included_under_a_namespace_the_params_apply_and_the_graph_runs(init_bundle, tmp_path):
+    """PushROSNamespace('robot1') around the include, plus the graph's own namespace:= and remap:=
+    arguments: the nodes live in /robot1/arm, the results go to the remapped topic."""
     import rclpy
 
     from warpd_ros import qos
     from warpd_ros.msg import EpisodeResult
 
-    args = dict(a.split(":=", 1) for a in _graph_args(init_bundle, perturbation="false"))
+    args = dict(a.split(":=", 1) for a in _graph_args(init_bundle, perturbation="false", namespace="arm",
+                                                       remap="episode_result:=results"))
     outer = tmp_path / "two_robots.launch.py"
     outer.write_text(f'''
 import os
@@ -164,8 +167,9 @@ def generate_launch_description():
     try:
         probe = rclpy.create_node("namespace_probe")
         results, root = [], []
-        probe.create_subscription(EpisodeResult, "/robot1/episode_result", results.append, qos.RESULTS)
-        probe.create_subscription(EpisodeResult, "/episode_result", root.append, qos.RESULTS)
+        probe.create_subscription(EpisodeResult, "/robot1/arm/results", results.append, qos.RESULTS)
+        for elsewhere in ("/episode_result", "/robot1/episode_result", "/robot1/arm/episode_result"):
+            probe.create_subscription(EpisodeResult, elsewhere, root.append, qos.RESULTS)
         res = _run(["ros2", "launch", str(outer)], 150, probe=probe)
         spin_until(probe, lambda: bool(results), 2)
     finally:
@@ -185,3 +189,24 @@ def test_realtime_perturbation_reaches_the_sim(how, init_bundle):
         perturbations = int(re.search(r"\[episode 0\] .* perturbations (\d+)", res.stdout).group(1))
     assert perturbations > 0, res.stdout[-3000:]
     assert "incompatible QoS" not in res.stdout
+
+
+def test_runner_namespace_and_remap_arguments(init_bundle):
+    import rclpy
+
+    from warpd_ros import qos
+    from warpd_ros.msg import EpisodeResult
+
+    args = _graph_args(init_bundle, perturbation="false", namespace="robot2", remap="episode_result:=/robot2_results")
+    rclpy.init()
+    try:
+        probe = rclpy.create_node("remap_probe")
+        results = []
+        probe.create_subscription(EpisodeResult, "/robot2_results", results.append, qos.RESULTS)
+        res = _run(_runner(*args), 150, probe=probe)
+        spin_until(probe, lambda: bool(results), 2)
+    finally:
+        rclpy.try_shutdown()
+    # the runner's monitor follows the same namespace and remappings: it saw the episode too
+    assert res.returncode == 0 and len(results) == 1, res.stdout[-3000:]
+    assert "[episode 0] seed 3" in res.stdout

@@ -74,6 +74,9 @@ def absolute_namespace(ns: str) -> str:
     return "/" + ns.strip("/")
 
 
+STOP_TIMEOUT = 10.0  # s from SIGINT to SIGKILL when the graph is stopped
+
+
 class _Process:
     """One node's process; its stderr passes through a thread that keeps the last line, so a
     failure can be reported with the node's own error."""
@@ -89,7 +92,7 @@ class _Process:
     def _forward(self) -> None:
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace")
-            if line.strip():
+            if graph_spec.error_line(line):
                 self.last_error = line.strip()
             self._sink.write(line)
             self._sink.flush()
@@ -100,7 +103,7 @@ class _Process:
         if code in (None, 0):
             return ""
         self._reader.join(timeout=1.0)  # the error line may still be in the pipe
-        return f"{self.spec.name} exited with code {code}" + (f": {self.last_error}" if self.last_error else "")
+        return graph_spec.exit_failure(self.spec.name, code, self.last_error)
 
 
 class _Monitor:
@@ -170,13 +173,16 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
         for p in procs:
             if p.proc.poll() is None:
                 os.killpg(p.proc.pid, signal.SIGINT)
-        t_end = time.monotonic() + 5
+        # as long as ros2 launch waits (SIGINT, 5 s, SIGTERM, 5 s, SIGKILL): on a loaded machine a
+        # generator may be mid-generation and tearing torch down
+        t_end = time.monotonic() + STOP_TIMEOUT
         for p in procs:
             try:
                 p.proc.wait(timeout=max(0.1, t_end - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.proc.pid, signal.SIGKILL)
                 p.proc.wait()
+                p.last_error = f"did not stop within {STOP_TIMEOUT:.0f} s of SIGINT"
         for _ in range(10):
             if not rclpy.ok():
                 break

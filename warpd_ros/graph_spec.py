@@ -20,6 +20,28 @@ from dataclasses import dataclass, field
 # is the last thing printed.
 ENDS_GRAPH = "ends_graph"
 REQUIRED = "required"
+_LOG_LINE = re.compile(r"\[(DEBUG|INFO|WARN)\] \[")
+
+
+def error_line(line: str) -> bool:
+    """Whether a line a node wrote to stderr can be the error its failure is reported with: not
+    one of its own DEBUG/INFO/WARN log lines (rcutils logs every level to stderr)."""
+    return bool(line.strip()) and not _LOG_LINE.match(line.strip())
+
+
+def exit_failure(name: str, code: int, error: str) -> str:
+    """How both starters report a node that exited non-zero ('' for a clean exit)."""
+    if code == 0:
+        return ""
+    how = f"exited with code {code}"
+    if code < 0:
+        import signal
+
+        try:
+            how += f" ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"{name} {how}" + (f": {error}" if error else "")
 
 
 @dataclass(frozen=True)

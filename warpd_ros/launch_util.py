@@ -34,7 +34,7 @@ class _ExitRules:
         self.failure = ""
 
     def on_stderr(self, spec, event) -> None:
-        lines = [ln for ln in event.text.decode(errors="replace").splitlines() if ln.strip()]
+        lines = [ln for ln in event.text.decode(errors="replace").splitlines() if graph_spec.error_line(ln)]
         if lines:
             self.last_error[spec.name] = lines[-1].strip()
 
@@ -42,8 +42,7 @@ class _ExitRules:
         self.running.discard(spec.name)
         code = event.returncode
         if code != 0 and not self.failure:
-            said = self.last_error.get(spec.name, "")
-            self.failure = f"{spec.name} exited with code {code}" + (f": {said}" if said else "")
+            self.failure = graph_spec.exit_failure(spec.name, code, self.last_error.get(spec.name, ""))
         actions = []
         if not context.is_shutdown:
             why = f"{spec.name} finished" if spec.on_exit == graph_spec.ENDS_GRAPH else f"{spec.name} exited"
