@@ -136,6 +136,7 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
     for s in specs:
         node_command(s)  # a missing executable fails here, before anything starts
     process.init(args=[])  # our argv is the graph's arguments, not ROS arguments
+    process.serve()  # Ctrl-C from here on stops the nodes and reports
     mon = _Monitor(specs[0].namespace, specs[0].remappings)
     procs: list[_Process] = []
     logs = Path(log_dir) if log_dir else None

@@ -10,9 +10,11 @@ SIGINT that is Python's default one, which raises KeyboardInterrupt wherever the
 happens to be -- inside ``destroy_node``, or inside a callback the C++ EventsExecutor is running
 (pybind11 then calls ``terminate``). :func:`init` installs a handler that only takes note, and
 rclpy's is installed on top of it (chaining to it) only when start-up is done and the node
-starts serving (:func:`spin`): a signal during start-up -- the generator loading its model in
-``configure`` -- lets the transition finish on a valid context, and the process then exits
-without serving. After that the context shutdown is the only effect of a signal. After the first
+starts serving (:func:`spin`). A signal during start-up -- the generator loading its model in
+``configure``, 15 s and more on the loaded machine -- ends the process at once with exit code 0:
+nothing is being commanded yet, and waiting for the load outlasted ros2 launch's SIGKILL (a
+context shut down mid-configure also failed it with an RCLError). After that the context
+shutdown is the only effect of a signal. After the first
 signal, and at interpreter exit, further ones are ignored: the second SIGINT ``ros2 launch``
 sends would otherwise find Python's finalisation, which restores the default action, and kill
 the process (exit code -2) while torch tears down.
@@ -40,9 +42,11 @@ def _ignore_signals() -> None:
 
 
 def _note(signum, frame) -> None:
-    # rclpy's handler has already shut the context down: the process is stopping
+    # serving: rclpy's handler has already shut the context down, the process is stopping
     _signals.append(signum)
     _ignore_signals()
+    if not _serving:
+        exit_now(0)  # start-up: nothing to stop cleanly yet
 
 
 def init(args=None) -> None:
@@ -58,7 +62,9 @@ def stopping() -> bool:
     return bool(_signals) or not rclpy.ok()
 
 
-def _serve() -> None:
+def serve() -> None:
+    """Start-up is over: from now on a signal shuts the context down (spin returns) instead of
+    ending the process at once. :func:`spin` calls it; a process that spins otherwise calls it."""
     global _serving
     if not _serving:
         _serving = True
@@ -72,7 +78,7 @@ def spin(spin_once, stop=lambda: False, timeout: float = 0.5) -> None:
     Returns at once when a signal came during start-up."""
     if stopping():
         return
-    _serve()
+    serve()
     try:
         while rclpy.ok() and not stop():
             spin_once(timeout)
