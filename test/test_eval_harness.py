@@ -87,7 +87,7 @@ def small_run():
 
 
 def test_controller_config_matches_params_file():
-    params = yaml.safe_load((REPO / "config" / "pusht_controller.yaml").read_text())["warpd_controller"]["ros__parameters"]
+    params = yaml.safe_load((REPO / "config" / "pusht_controller.yaml").read_text())["/**/warpd_controller"]["ros__parameters"]
     for key, value in PUSHT_CONTROLLER.items():
         assert params[key] == value, key
     cfg = pusht_controller_config(16)

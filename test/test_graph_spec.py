@@ -69,8 +69,9 @@ def test_every_node_parameter_is_declared_and_params_files_exist(builder, overri
         unknown = set(spec.parameters) - declared
         assert not unknown, f"{spec.executable}: graph sets undeclared parameters {unknown}"
         params = yaml.safe_load((REPO / spec.params_file).read_text())
-        assert list(params) == [spec.name], f"{spec.params_file} must be keyed by node name {spec.name}"
-        unknown = set(params[spec.name]["ros__parameters"]) - declared
+        # '/**/name': the file applies whatever namespace the graph is started in
+        assert list(params) == [f"/**/{spec.name}"], f"{spec.params_file} must be keyed by /**/{spec.name}"
+        unknown = set(params[f"/**/{spec.name}"]["ros__parameters"]) - declared
         assert not unknown, f"{spec.params_file}: undeclared parameters {unknown}"
 
 
@@ -90,3 +91,45 @@ def test_backend_argument_reaches_the_generator():
     assert gen({}).parameters["backend"] == "torch" and gen({"backend": "onnx"}).parameters["backend"] == "onnx"
     with pytest.raises(ValueError, match="backend"):
         graph_spec.pusht_sim_graph({"backend": "tensorrt"})
+
+
+@pytest.mark.parametrize("builder, overrides", [
+    (graph_spec.pusht_sim_graph, {"mode": "lockstep"}),
+    (graph_spec.pusht_sim_graph, {"mode": "realtime"}),
+    (graph_spec.robosuite_sim_graph, {"model": "/m", "mode": "realtime"}),
+    (graph_spec.robosuite_sim_graph, {"model": "/m", "mode": "lockstep"}),
+])
+def test_one_stream_qos_per_mode_for_every_node_on_the_topic(builder, overrides):
+    # the perturbation node used to keep `reliable` in realtime and receive nothing
+    specs = builder(overrides)
+    assert {s.parameters["obs_qos"] for s in specs} == {graph_spec.stream_qos(overrides["mode"])}
+    assert len(specs) == 4
+    for spec in specs:
+        assert "obs_qos" in declared_parameters(spec.executable)
+
+
+def test_exit_rules_the_sim_ends_the_graph_everything_else_is_required():
+    for specs in (graph_spec.pusht_sim_graph({}), graph_spec.robosuite_sim_graph({"model": "/m"})):
+        ends = [s.executable for s in specs if s.on_exit == graph_spec.ENDS_GRAPH]
+        assert ends in (["pusht_sim"], ["robosuite_sim"])
+        assert all(s.on_exit == graph_spec.REQUIRED for s in specs if s.executable not in ends)
+    robot = graph_spec.robot_graph({"params_file": "/arm.yaml"})
+    assert {s.on_exit for s in robot} == {graph_spec.REQUIRED} and all(s.extra_params_files == ["/arm.yaml"] for s in robot)
+    # the launch files and the runner both read the rule from the specs, not from executable names
+    util = (REPO / "warpd_ros" / "launch_util.py").read_text()
+    runner = (REPO / "warpd_ros" / "graph.py").read_text()
+    assert "graph_spec.ENDS_GRAPH" in util and "graph_spec.ENDS_GRAPH" in runner
+    assert "OnProcessExit(target_action=node" in util and "Shutdown(" in util
+
+
+def test_namespace_and_remap_arguments_reach_every_node():
+    specs = graph_spec.pusht_sim_graph({"namespace": "robot1", "remap": "observation:=/arm/obs, action:=/arm/cmd"})
+    assert {s.namespace for s in specs} == {"robot1"}
+    assert all(s.remappings == [("observation", "/arm/obs"), ("action", "/arm/cmd")] for s in specs)
+    assert {s.namespace for s in graph_spec.pusht_sim_graph({})} == {""}
+    with pytest.raises(ValueError, match="argument namespace: '1robot'"):
+        graph_spec.pusht_sim_graph({"namespace": "1robot"})
+    with pytest.raises(ValueError, match="argument remap: 'observation=/x' is not a topic remapping"):
+        graph_spec.pusht_sim_graph({"remap": "observation=/x"})
+    for args, _ in (graph_spec.PUSHT_SIM_ARGS, None), (graph_spec.ROBOSUITE_SIM_ARGS, None), (graph_spec.ROBOT_ARGS, None):
+        assert {"namespace", "remap"} <= {a.name for a in args}

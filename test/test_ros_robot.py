@@ -30,13 +30,13 @@ def arm_bundle(tmp_path_factory):
 
 def arm_params(tmp_path, bundle, **controller):
     params = yaml.safe_load((REPO / "config" / "robot_arm_example.yaml").read_text())
-    params["warpd_generator"]["ros__parameters"].update(bundle=str(bundle), device="cpu")
-    ctl = params["warpd_controller"]["ros__parameters"]
+    params["/**/warpd_generator"]["ros__parameters"].update(bundle=str(bundle), device="cpu")
+    ctl = params["/**/warpd_controller"]["ros__parameters"]
     ctl["input"]["arm"]["max_age"] = 0.25  # the test's 100 Hz publisher shares 2 loaded cores
     ctl.update(controller)
     path = tmp_path / "arm.yaml"
     path.write_text(yaml.safe_dump(params))
-    return path, params["warpd_controller"]["ros__parameters"]
+    return path, params["/**/warpd_controller"]["ros__parameters"]
 
 
 class FakeArm:
@@ -186,7 +186,7 @@ def test_missing_joint_fails_configure_with_its_name(arm_bundle, tmp_path):
     joints = JOINTS[:6] + ["elbow_joint_that_does_not_exist"]
     params_file, _ = arm_params(tmp_path, arm_bundle)
     params = yaml.safe_load(params_file.read_text())
-    params["warpd_controller"]["ros__parameters"]["input"]["arm"]["joints"] = joints
+    params["/**/warpd_controller"]["ros__parameters"]["input"]["arm"]["joints"] = joints
     params_file.write_text(yaml.safe_dump(params))
     ctl = [node_executable("controller"), "--ros-args", "--params-file", str(params_file)]
     rclpy.init()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import sys
 
 import rclpy
-import rclpy.executors
 from rclpy.node import Node
 
-from warpd_ros import qos
+from warpd_ros import process, qos
 from warpd_ros.msg import Observation, Perturbation
 
 
@@ -24,7 +23,8 @@ class AdversaryNode(Node):
     def start(self, adversary, obs_qos: str) -> None:
         self.adversary = adversary
         self.pub = self.create_publisher(Perturbation, "perturbation", qos.stream("reliable"))
-        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos))
+        self.create_subscription(Observation, "observation", self.on_observation, qos.stream(obs_qos),
+                                 event_callbacks=qos.IncompatibleQosWatch(self).subscription("observation"))
         self.events = 0
         self._seen: tuple | None = None
         self._last: Perturbation | None = None
@@ -49,7 +49,7 @@ class AdversaryNode(Node):
 
 def run_node(node_class, name: str, args=None) -> int:
     """main() of a node that only spins: one line and exit 2 on a configuration error."""
-    rclpy.init(args=args)
+    process.init(args)
     try:
         node = node_class()
     except ValueError as e:
@@ -57,9 +57,7 @@ def run_node(node_class, name: str, args=None) -> int:
         rclpy.try_shutdown()
         return 2
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        process.spin(lambda t: rclpy.spin_once(node, timeout_sec=t))
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

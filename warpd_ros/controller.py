@@ -23,7 +23,9 @@ mode, no observation for ``obs_timeout`` seconds sends the safe action and repor
 Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` freezes
 the start-up heap (so a full garbage collection costs microseconds, not milliseconds) and starts
 acting, ``deactivate`` publishes the safe action once and stops commanding, ``cleanup``
-releases. ``autostart: true`` configures and activates at start-up.
+releases, ``shutdown`` (from any state) publishes the safe action once if active, releases and
+ends the process (exit code 0). ``autostart: true`` configures and activates at start-up.
+SIGINT / SIGTERM end the process with exit code 0 (:mod:`warpd_ros.process`).
 
 This module must never import torch (tested): the controller's process stays small and the
 GIL is never held by a diffusion step.
@@ -43,7 +45,7 @@ from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
 from warpd_core.runtime.command_limits import CommandLimiter
 from warpd_core.runtime.controller import SOURCE_SAFE, ControllerConfig, ControllerCore
-from warpd_ros import qos
+from warpd_ros import process, qos
 from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class
 from warpd_ros.conversions import candidate_from_msg
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
@@ -105,6 +107,7 @@ class ControllerNode(Node):
         self.core = None
         self.active = False
         self.config_error = ""
+        self.exit_requested = False  # a lifecycle shutdown transition: main() ends the process
         self._handles: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,6 +140,7 @@ class ControllerNode(Node):
         if self.period <= 0:
             raise ValueError(f"parameter control_period must be positive, got {self.period}")
         stream = qos.stream(g("obs_qos"))
+        self.qos_watch = qos.IncompatibleQosWatch(self)
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
@@ -166,20 +170,24 @@ class ControllerNode(Node):
             rate = g("command_rate_limit")
             self.limiter = CommandLimiter(cfg.low, cfg.high, rate if rate else None, dim=cfg.act_dim)
             self.pub = self.create_publisher(self.output.msg_type, out_topic, qos.COMMANDS)
-            self.pub_obs = self.create_publisher(Observation, "observation", stream)
+            self.pub_obs = self.create_publisher(Observation, "observation", stream,
+                                                 event_callbacks=self.qos_watch.publisher("observation"))
             h.append(self.pub_obs)
             self._obs_msg = Observation()
             self._obs_msg.sim_epoch = secrets.randbits(63)
             self._seq = 0
             for i, a in enumerate(self.assembler.adapters):
                 cb = (lambda m, a=a: self.on_input(a, m, trigger=True)) if i == 0 else (lambda m, a=a: self.on_input(a, m))
-                h.append(self.create_subscription(message_class(a.spec.type), a.spec.topic, cb, stream))
+                h.append(self.create_subscription(message_class(a.spec.type), a.spec.topic, cb, stream,
+                                                  event_callbacks=self.qos_watch.subscription(a.spec.topic)))
         else:
-            self.pub = self.create_publisher(Action, "action", stream)
-            h.append(self.create_subscription(Observation, "observation", self.on_observation, stream))
+            self.pub = self.create_publisher(Action, "action", stream, event_callbacks=self.qos_watch.publisher("action"))
+            h.append(self.create_subscription(Observation, "observation", self.on_observation, stream,
+                                              event_callbacks=self.qos_watch.subscription("observation")))
             self._action_msg = Action()
         h.append(self.pub)
         self.diag = DiagnosticsPublisher(self)
+        h.append(self.diag.publisher)  # released by cleanup with the rest: one per configure
         h.append(self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics))
         # watchdog: lockstep policy timeout, realtime observation timeout, stale hardware inputs
         tick = 0.05
@@ -241,7 +249,11 @@ class ControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.active = False
+        # from active: stop commanding as deactivate does; then release and end the process
+        if self.active:
+            self._publish_safe("shutdown")
+        self._release()
+        self.exit_requested = True
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
@@ -439,7 +451,9 @@ class ControllerNode(Node):
         c = self.core
         if c is None:
             return
-        if self._timed_out:
+        if self.qos_watch.error:
+            level, text = ERROR, self.qos_watch.error
+        elif self._timed_out:
             level, text = ERROR, f"no observation for more than obs_timeout ({self.obs_timeout} s): safe action"
         elif self._stale_input:
             level, text = ERROR, f"{self._stale_input}: safe action"
@@ -464,19 +478,16 @@ def make_executor(kind: str):
     return rclpy.executors.SingleThreadedExecutor()
 
 
-def spin(executor, kind: str) -> None:
-    """Run callbacks until shutdown. The EventsExecutor is driven with ``spin_once``: its
-    ``spin()`` in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all on this machine,
-    timers included, while ``spin_once`` delivers everything (checked by ``warpd bench ros``)."""
-    if kind == "events":
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.5)
-    else:
-        executor.spin()
+def spin(executor, stop=lambda: False) -> None:
+    """Run callbacks until a signal or ``stop()``. Both executors are driven with ``spin_once``:
+    the EventsExecutor's ``spin()`` in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all
+    on this machine, timers included, while ``spin_once`` delivers everything (checked by
+    ``warpd bench ros``)."""
+    process.spin(lambda t: executor.spin_once(timeout_sec=t), stop)
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    process.init(args)
     try:
         node = ControllerNode()
     except ValueError as e:
@@ -490,16 +501,17 @@ def main(args=None) -> int:
             node.destroy_node()
             rclpy.try_shutdown()
             return 2
-        node.trigger_activate()
+        if not process.stopping():  # not if a signal came during configure
+            node.trigger_activate()
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn,
                      middleware_affinity=node.middleware_cpu_affinity)
     executor = make_executor(node.executor_kind)
     executor.add_node(node)
     try:
-        spin(executor, node.executor_kind)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        spin(executor, lambda: node.exit_requested)
+        if node.exit_requested:
+            process.linger(lambda t: executor.spin_once(timeout_sec=t))
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

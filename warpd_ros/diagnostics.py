@@ -13,6 +13,11 @@ class DiagnosticsPublisher:
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._hw = hardware_id
 
+    @property
+    def publisher(self):
+        """The /diagnostics publisher: a lifecycle node destroys it on cleanup."""
+        return self._pub
+
     def publish(self, level: int, message: str, values: dict) -> None:
         if not self._node.context.ok():  # shutting down (SIGINT): nothing can be published
             return

@@ -10,7 +10,8 @@ one), so the executor keeps taking observations while a generation runs.
 it automatically from the measured generation latency and the observation rate.
 
 Managed (lifecycle) node: ``configure`` loads and validates the bundle, ``activate`` starts
-generating, ``deactivate`` stops, ``cleanup`` releases the model. ``autostart: true`` (the
+generating, ``deactivate`` stops, ``cleanup`` releases the model (the worker thread is joined),
+``shutdown`` releases and ends the process. ``autostart: true`` (the
 simulation graphs) runs configure + activate at start-up; on a robot bring it up with
 ``ros2 lifecycle set /warpd_generator configure`` then ``activate``.
 """
@@ -28,9 +29,9 @@ import rclpy
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
 from warpd_core.runtime.generator import GenerationSchedule
-from warpd_ros import qos
+from warpd_ros import process, qos
 from warpd_ros.conversions import float32_array
-from warpd_ros.diagnostics import OK, WARN, DiagnosticsPublisher
+from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from warpd_ros.msg import Observation, PolicyWeights
 from warpd_ros.params import declare, declare_cpu_list
 from warpd_ros.sched import apply_scheduling
@@ -66,6 +67,7 @@ class GeneratorNode(Node):
         self.generation = 0
         self.late = 0
         self._worker = None
+        self.exit_requested = False  # a lifecycle shutdown transition: main() ends the process
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -109,7 +111,9 @@ class GeneratorNode(Node):
         self.epoch = secrets.randbits(63)
         self.generation = 0
         self.pub = self.create_publisher(PolicyWeights, "policy_weights", qos.WEIGHTS)
-        self.sub = self.create_subscription(Observation, "observation", self.on_observation, qos.stream(g("obs_qos")))
+        self.qos_watch = qos.IncompatibleQosWatch(self)
+        self.sub = self.create_subscription(Observation, "observation", self.on_observation, qos.stream(g("obs_qos")),
+                                            event_callbacks=self.qos_watch.subscription("observation"))
         self.diag = DiagnosticsPublisher(self)
         self.diag_timer = self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics)
         self.latency = LatencyWindow(2000)
@@ -138,17 +142,27 @@ class GeneratorNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.shutdown()
-        for attr in ("sub", "pub", "diag_timer"):
-            obj = getattr(self, attr, None)
-            if obj is not None:
-                {"sub": self.destroy_subscription, "pub": self.destroy_publisher, "diag_timer": self.destroy_timer}[attr](obj)
-        self.gen = None
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.shutdown()
+        self.active = False
+        self._release()
+        self.exit_requested = True
         return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self.shutdown()
+        for attr, destroy in (("sub", self.destroy_subscription), ("pub", self.destroy_publisher),
+                              ("diag_timer", self.destroy_timer)):
+            obj = getattr(self, attr, None)
+            if obj is not None:
+                destroy(obj)
+                setattr(self, attr, None)
+        if getattr(self, "diag", None) is not None:  # one /diagnostics publisher per configure
+            self.destroy_publisher(self.diag.publisher)
+            self.diag = None
+        self.gen = None
 
     def on_observation(self, msg: Observation) -> None:
         if not self.active:
@@ -179,6 +193,8 @@ class GeneratorNode(Node):
             try:
                 self._generate(obs, task, msg, trig, t_recv)
             except Exception as e:  # keep the node alive; the controller falls back safely
+                if not self.context.ok():
+                    return  # a signal shut the context down mid-generation: the process is stopping
                 self.get_logger().error(f"generation failed: {type(e).__name__}: {e}")
 
     def _generate(self, obs, task, msg, trig, t_recv) -> None:
@@ -234,19 +250,24 @@ class GeneratorNode(Node):
         text = "running" if self.generation else "waiting for observations"
         if self.late:
             level, text = WARN, f"{self.late} generation(s) finished after their horizon boundary"
+        if self.qos_watch.error:
+            level, text = ERROR, self.qos_watch.error
         self.diag.publish(level, text, values)
 
     def shutdown(self) -> None:
+        """Stop the worker thread and wait for it: a thread still inside torch when the
+        interpreter exits aborts the process (``terminate called without an active exception``)."""
         if self._worker is None:
             return
         with self._cv:
             self._stop = True
             self._cv.notify()
+        self._worker.join(timeout=10.0)  # at most the generation in progress
         self._worker = None
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    process.init(args)
     try:
         node = GeneratorNode()
     except Exception as e:  # parameter errors: one line, non-zero exit
@@ -260,20 +281,22 @@ def main(args=None) -> int:
             node.destroy_node()
             rclpy.try_shutdown()
             return 2
-        node.trigger_activate()
+        if not process.stopping():  # not if a signal came while the model was loading
+            node.trigger_activate()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, node.nice, 0, info=log.info, warn=log.warn)
+    spin_once = lambda t: executor.spin_once(timeout_sec=t)  # noqa: E731
     try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        process.spin(spin_once, lambda: node.exit_requested)
+        if node.exit_requested:
+            process.linger(spin_once)
     finally:
         node.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    process.exit_now(0)
 
 
 if __name__ == "__main__":

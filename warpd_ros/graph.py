@@ -9,6 +9,9 @@ files and the same arguments, in the same ``name:=value`` syntax::
 
 It runs until the simulation exits, prints one line per episode and the control-loop
 statistics the controller and generator report on /diagnostics, and writes a JSON summary.
+Exits follow graph_spec's rules, as the launch files do: the simulation's exit ends the graph,
+any other node's exit stops it, and a node that exits non-zero fails the run (exit code 1) with
+its last error line printed last.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +31,7 @@ import rclpy.executors
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
 
-from warpd_ros import graph_spec, qos
+from warpd_ros import graph_spec, process, qos
 from warpd_ros.diagnostics import parse
 from warpd_ros.msg import EpisodeResult
 
@@ -36,7 +40,6 @@ GRAPHS = {
     "robosuite_sim": (graph_spec.ROBOSUITE_SIM_ARGS, graph_spec.robosuite_sim_graph),
     "robot": (graph_spec.ROBOT_ARGS, graph_spec.robot_graph),
 }
-SIM_EXECUTABLES = ("pusht_sim", "robosuite_sim")
 
 
 def _ros_value(v) -> str:
@@ -53,6 +56,10 @@ def node_command(spec: graph_spec.NodeSpec) -> list[str]:
     if not exe.exists():
         raise FileNotFoundError(f"executable {exe} not found (is the package built? run `make setup`)")
     cmd = [str(exe), "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:={absolute_namespace(spec.namespace)}"]
+    for src, dst in spec.remappings:
+        cmd += ["-r", f"{src}:={dst}"]
     if spec.params_file:
         cmd += ["--params-file", str(Path(get_package_share_directory(spec.package)) / spec.params_file)]
     for k, v in spec.parameters.items():
@@ -62,9 +69,48 @@ def node_command(spec: graph_spec.NodeSpec) -> list[str]:
     return cmd
 
 
+def absolute_namespace(ns: str) -> str:
+    """The runner has no enclosing namespace: a relative one is under /."""
+    return "/" + ns.strip("/")
+
+
+STOP_TIMEOUT = 10.0  # s from SIGINT to SIGKILL when the graph is stopped
+
+
+class _Process:
+    """One node's process; its stderr passes through a thread that keeps the last line, so a
+    failure can be reported with the node's own error."""
+
+    def __init__(self, spec: graph_spec.NodeSpec, out):
+        self.spec = spec
+        self.proc = subprocess.Popen(node_command(spec), stdout=out, stderr=subprocess.PIPE, start_new_session=True)
+        self.last_error = ""
+        self._sink = out if out is not None else sys.stderr
+        self._reader = threading.Thread(target=self._forward, daemon=True)
+        self._reader.start()
+
+    def _forward(self) -> None:
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace")
+            if graph_spec.error_line(line):
+                self.last_error = line.strip()
+            self._sink.write(line)
+            self._sink.flush()
+
+    def failure(self) -> str:
+        """'' when the process is running or exited 0; else what to report."""
+        code = self.proc.poll()
+        if code in (None, 0):
+            return ""
+        self._reader.join(timeout=1.0)  # the error line may still be in the pipe
+        return graph_spec.exit_failure(self.spec.name, code, self.last_error)
+
+
 class _Monitor:
-    def __init__(self):
-        self.node = rclpy.create_node("warpd_graph_monitor")
+    def __init__(self, namespace: str, remappings: list):
+        cli = ["--ros-args"] + [x for src, dst in remappings for x in ("-r", f"{src}:={dst}")]
+        self.node = rclpy.create_node("warpd_graph_monitor", namespace=absolute_namespace(namespace),
+                                      cli_args=cli if remappings else None)
         self.results: list[dict] = []
         self.diag: dict[str, dict] = {}
         self.node.create_subscription(EpisodeResult, "episode_result", self._on_result, qos.RESULTS)
@@ -87,57 +133,63 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
     arg_spec, build = GRAPHS[graph]
     resolved = graph_spec.resolve_args(args, arg_spec)
     specs = build(resolved)
-    rclpy.init(args=[])  # our argv is the graph's arguments, not ROS arguments
-    mon = _Monitor()
-    procs: list[tuple[graph_spec.NodeSpec, subprocess.Popen]] = []
+    for s in specs:
+        node_command(s)  # a missing executable fails here, before anything starts
+    process.init(args=[])  # our argv is the graph's arguments, not ROS arguments
+    process.serve()  # Ctrl-C from here on stops the nodes and reports
+    mon = _Monitor(specs[0].namespace, specs[0].remappings)
+    procs: list[_Process] = []
     logs = Path(log_dir) if log_dir else None
     if logs:
         logs.mkdir(parents=True, exist_ok=True)
-    rc = 0
+    failure = ""
+    interrupted = False
     try:
         for s in specs:
-            out = open(logs / f"{s.name}.log", "w") if logs else None
-            procs.append((s, subprocess.Popen(node_command(s), stdout=out, stderr=subprocess.STDOUT if out else None,
-                                              start_new_session=True)))
-        # simulation graphs end with their simulation; the robot graph runs until Ctrl-C/timeout
-        sim = next((p for s, p in procs if s.executable in SIM_EXECUTABLES), None)
+            procs.append(_Process(s, open(logs / f"{s.name}.log", "w") if logs else None))
+        # graph_spec's exit rules: the simulation ends the graph; any other exit stops it
         deadline = time.monotonic() + timeout
-        while sim is None or sim.poll() is None:
+        while True:
+            if process.stopping():
+                interrupted = True  # Ctrl-C / SIGTERM: stop the graph and report
+                break
             try:
                 rclpy.spin_once(mon.node, timeout_sec=0.1)
             except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-                break  # Ctrl-C: stop the graph and report
-            dead = [(s, p) for s, p in procs if p is not sim and p.poll() is not None]
-            if dead:
-                s, p = dead[0]
-                print(f"node {s.name} exited early with code {p.returncode}", file=sys.stderr)
-                rc = 1
+                interrupted = True  # Ctrl-C / SIGTERM: stop the graph and report
+                break
+            exited = [p for p in procs if p.proc.poll() is not None]
+            if exited:
+                failure = exited[0].failure()
                 break
             if time.monotonic() > deadline:
-                if sim is not None:
-                    print(f"graph did not finish within {timeout:.0f} s", file=sys.stderr)
-                    rc = 1
+                if any(s.on_exit == graph_spec.ENDS_GRAPH for s in specs):
+                    failure = f"graph did not finish within {timeout:.0f} s"
                 break
-        if sim is not None and sim.poll() is not None and sim.returncode != 0:
-            rc = 1
-        # collect the final diagnostics the nodes publish on shutdown
+        # collect the final diagnostics and results the nodes publish on shutdown
         end = time.monotonic() + 1.5
         while time.monotonic() < end and rclpy.ok():
             rclpy.spin_once(mon.node, timeout_sec=0.05)
     finally:
-        for _, p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-        t_end = time.monotonic() + 5
-        for _, p in procs:
+        for p in procs:
+            if p.proc.poll() is None:
+                os.killpg(p.proc.pid, signal.SIGINT)
+        # as long as ros2 launch waits (SIGINT, 5 s, SIGTERM, 5 s, SIGKILL): on a loaded machine a
+        # generator may be mid-generation and tearing torch down
+        t_end = time.monotonic() + STOP_TIMEOUT
+        for p in procs:
             try:
-                p.wait(timeout=max(0.1, t_end - time.monotonic()))
+                p.proc.wait(timeout=max(0.1, t_end - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                os.killpg(p.proc.pid, signal.SIGKILL)
+                p.proc.wait()
+                p.last_error = f"did not stop within {STOP_TIMEOUT:.0f} s of SIGINT"
         for _ in range(10):
             if not rclpy.ok():
                 break
             rclpy.spin_once(mon.node, timeout_sec=0.05)
+    # a node that crashed while being stopped fails the run too
+    failure = failure or next((f for f in (p.failure() for p in procs) if f), "")
     report = {"graph": graph, "arguments": resolved, "episodes": mon.results, "nodes": mon.diag}
     scores = [r["score"] for r in mon.results]
     if scores:
@@ -161,10 +213,13 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
     mon.node.destroy_node()
     rclpy.try_shutdown()
     expected = int(resolved.get("episodes", "0"))
-    if rc == 0 and expected and len(mon.results) < expected:
-        print(f"only {len(mon.results)} of {expected} episode results arrived", file=sys.stderr)
-        rc = 1
-    return rc
+    if not failure and not interrupted and expected and len(mon.results) < expected:
+        failure = f"only {len(mon.results)} of {expected} episode results arrived"
+    if failure:  # last, so it is what the user reads
+        sys.stdout.flush()
+        print(f"warpd graph: {failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,40 @@ arguments. Pure Python: importable without launch_ros.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+# What a graph does when one of its processes exits. The launch files (warpd_ros.launch_util)
+# and the runner (warpd_ros.graph) both follow these two rules, so `ros2 launch` and
+# `python -m warpd_ros.graph` end at the same moment with the same verdict:
+# * ENDS_GRAPH (the simulation): its exit ends the graph; the others are stopped with SIGINT.
+# * REQUIRED (everything else): its exit, before the graph ends, stops the graph.
+# Any non-zero exit, at any time, makes the graph fail, and the failing node's last error line
+# is the last thing printed.
+ENDS_GRAPH = "ends_graph"
+REQUIRED = "required"
+_LOG_LINE = re.compile(r"\[(DEBUG|INFO|WARN)\] \[")
+
+
+def error_line(line: str) -> bool:
+    """Whether a line a node wrote to stderr can be the error its failure is reported with: not
+    one of its own DEBUG/INFO/WARN log lines (rcutils logs every level to stderr)."""
+    return bool(line.strip()) and not _LOG_LINE.match(line.strip())
+
+
+def exit_failure(name: str, code: int, error: str) -> str:
+    """How both starters report a node that exited non-zero ('' for a clean exit)."""
+    if code == 0:
+        return ""
+    how = f"exited with code {code}"
+    if code < 0:
+        import signal
+
+        try:
+            how += f" ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"{name} {how}" + (f": {error}" if error else "")
 
 
 @dataclass(frozen=True)
@@ -26,6 +59,9 @@ class NodeSpec:
     parameters: dict = field(default_factory=dict)  # overrides on top of the params file
     extra_params_files: list = field(default_factory=list)  # user params files, applied after params_file
     package: str = "warpd_ros"
+    on_exit: str = REQUIRED  # ENDS_GRAPH | REQUIRED: what the graph does when this process exits
+    namespace: str = ""  # '' = the enclosing one (a PushROSNamespace, or /)
+    remappings: list = field(default_factory=list)  # [(from, to)] topic remappings
 
 
 def shipped_model() -> str:
@@ -34,6 +70,14 @@ def shipped_model() -> str:
 
     return str(SHIPPED_PUSHT_MODEL)
 
+
+# Arguments every graph takes: where it lives in the ROS graph.
+PLACEMENT_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("namespace", "", "Namespace of every node and topic of the graph, e.g. robot1 ('' = the enclosing "
+              "namespace); /diagnostics stays global."),
+    LaunchArg("remap", "", "Topic remappings applied to every node, 'from:=to' pairs separated by spaces or commas, "
+              "e.g. 'observation:=/arm/obs action:=/arm/cmd' ('' = none)."),
+)
 
 PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("horizon", "16", "Action horizon: control steps each generated policy runs (0 = the model's own)."),
@@ -53,7 +97,7 @@ PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("headless", "true", "true: no window; false: show the simulation in a window."),
     LaunchArg("record", "", "Write a GIF/MP4 of the first episode to this path ('' = none)."),
     LaunchArg("params_file", "", "Extra params file applied to every node after the package's own ('' = none)."),
-)
+) + PLACEMENT_ARGS
 
 
 def _bool(v: str) -> bool:
@@ -63,6 +107,49 @@ def _bool(v: str) -> bool:
     if s in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected true/false, got {v!r}")
+
+
+def stream_qos(mode: str) -> str:
+    """The QoS of the observation stream for a graph mode -- one decision, given as ``obs_qos`` to
+    every node on the stream (sim, controller, generator, perturbation): lockstep is lossless
+    (the sim waits for each answer), realtime keeps only the newest sample (best effort). A node
+    left on the other profile would receive nothing (a best-effort publisher never reaches a
+    reliable subscriber)."""
+    if mode not in ("lockstep", "realtime"):
+        raise ValueError(f"argument mode must be lockstep or realtime, got {mode!r}")
+    return "reliable" if mode == "lockstep" else "sensor"
+
+
+_NAMESPACE = re.compile(r"/?([A-Za-z_][A-Za-z0-9_]*)(/[A-Za-z_][A-Za-z0-9_]*)*/?")
+_TOPIC = re.compile(r"[~/]?[A-Za-z_{][A-Za-z0-9_{}/~]*")
+
+
+def parse_remaps(text: str) -> list[tuple[str, str]]:
+    """``'observation:=/arm/obs, action:=/arm/cmd'`` -> [('observation', '/arm/obs'), ('action', '/arm/cmd')]."""
+    out = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        src, sep, dst = item.partition(":=")
+        if not sep or not _TOPIC.fullmatch(src) or not _TOPIC.fullmatch(dst):
+            raise ValueError(f"argument remap: {item!r} is not a topic remapping 'from:=to' (e.g. observation:=/arm/obs)")
+        out.append((src, dst))
+    return out
+
+
+def _place(nodes: list[NodeSpec], a: dict[str, str]) -> list[NodeSpec]:
+    """Apply what every graph shares to its nodes: the user's params file, namespace and remappings."""
+    ns = a["namespace"].strip()
+    if ns and ns != "/" and not _NAMESPACE.fullmatch(ns):
+        raise ValueError(f"argument namespace: {ns!r} is not a ROS namespace (names of letters, digits and _ "
+                         "separated by /, not starting with a digit)")
+    remaps = parse_remaps(a["remap"])
+    for n in nodes:
+        if a["params_file"]:
+            n.extra_params_files.append(a["params_file"])
+        n.namespace = ns.rstrip("/") if ns != "/" else ns
+        n.remappings = list(remaps)
+    return nodes
 
 
 def resolve_args(overrides: dict[str, str], spec: tuple[LaunchArg, ...] = PUSHT_SIM_ARGS) -> dict[str, str]:
@@ -77,14 +164,12 @@ def resolve_args(overrides: dict[str, str], spec: tuple[LaunchArg, ...] = PUSHT_
 def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
     """generator + controller + pusht_sim (+ perturbation) for the given argument values."""
     a = resolve_args(args)
+    qos = stream_qos(a["mode"])
     lockstep = a["mode"] == "lockstep"
-    if a["mode"] not in ("lockstep", "realtime"):
-        raise ValueError(f"mode must be lockstep or realtime, got {a['mode']!r}")
     perturb = _bool(a["perturbation"])
     model = a["model"] or shipped_model()
     horizon = int(a["horizon"])
     seed = int(a["seed"])
-    qos = "reliable" if lockstep else "sensor"
     if a["backend"] not in ("torch", "onnx"):
         raise ValueError(f"backend must be torch or onnx, got {a['backend']!r}")
     nodes = [
@@ -116,6 +201,7 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
                 "wait_for_perturbation": perturb and lockstep,
                 "obs_qos": qos,
             },
+            on_exit=ENDS_GRAPH,
         ),
     ]
     if perturb:
@@ -124,14 +210,12 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
                 a["perturbation_executable"],
                 "perturbation",
                 "config/pusht_perturbation.yaml",
-                {"magnitude": float(a["magnitude"]), "probability": float(a["probability"]), "seed": seed + 7919},
+                {"magnitude": float(a["magnitude"]), "probability": float(a["probability"]), "seed": seed + 7919,
+                 "obs_qos": qos},
                 package=a["perturbation_package"],
             )
         )
-    if a["params_file"]:
-        for n in nodes:
-            n.extra_params_files.append(a["params_file"])
-    return nodes
+    return _place(nodes, a)
 
 
 ROBOSUITE_SIM_ARGS: tuple[LaunchArg, ...] = (
@@ -152,7 +236,7 @@ ROBOSUITE_SIM_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("seed", "0", "Seed of the first episode (episode k uses seed + k) and of the generator."),
     LaunchArg("max_steps", "400", "Maximum steps per episode."),
     LaunchArg("params_file", "", "Extra params file applied to every node after the package's own ('' = none)."),
-)
+) + PLACEMENT_ARGS
 
 
 def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
@@ -160,14 +244,12 @@ def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
     a = resolve_args(args, ROBOSUITE_SIM_ARGS)
     if a["task"] not in ("lift", "can"):
         raise ValueError(f"task must be lift or can, got {a['task']!r}")
-    if a["mode"] not in ("lockstep", "realtime"):
-        raise ValueError(f"mode must be lockstep or realtime, got {a['mode']!r}")
+    qos = stream_qos(a["mode"])
     if not a["model"]:
         raise ValueError("model:= is required for the robosuite graph (train one: see README)")
     lockstep = a["mode"] == "lockstep"
     perturb = _bool(a["perturbation"])
     horizon, seed = int(a["horizon"]), int(a["seed"])
-    qos = "reliable" if lockstep else "sensor"
     nodes = [
         NodeSpec("generator", "warpd_generator", "config/robosuite_generator.yaml",
                  {"bundle": a["model"], "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos}),
@@ -176,17 +258,15 @@ def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
         NodeSpec("robosuite_sim", "robosuite_sim", "config/robosuite_sim.yaml",
                  {"task": a["task"], "mode": a["mode"], "rate_hz": float(a["rate_hz"]), "episodes": int(a["episodes"]),
                   "seed": seed, "max_steps": int(a["max_steps"]), "action_source": a["action_source"],
-                  "command_topic": a["command_topic"], "wait_for_perturbation": perturb and lockstep, "obs_qos": qos}),
+                  "command_topic": a["command_topic"], "wait_for_perturbation": perturb and lockstep, "obs_qos": qos},
+                 on_exit=ENDS_GRAPH),
     ]
     if perturb:
         nodes.append(NodeSpec(a["perturbation_executable"], "ee_perturbation", "config/robosuite_ee_perturbation.yaml",
                               {"probability": float(a["probability"]), "translation": float(a["translation"]),
-                               "rotation": float(a["rotation"]), "seed": seed + 7919},
+                               "rotation": float(a["rotation"]), "seed": seed + 7919, "obs_qos": qos},
                               package=a["perturbation_package"]))
-    if a["params_file"]:
-        for n in nodes:
-            n.extra_params_files.append(a["params_file"])
-    return nodes
+    return _place(nodes, a)
 
 
 ROBOT_ARGS: tuple[LaunchArg, ...] = (
@@ -195,7 +275,7 @@ ROBOT_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("autostart", "false", "Configure and activate both nodes at start-up; false = bring them up with `ros2 lifecycle set`."),
     LaunchArg("generator", "true", "Start the generator here (false: it runs on another machine, e.g. a GPU host on the same ROS_DOMAIN_ID)."),
     LaunchArg("controller", "true", "Start the controller here (false: it runs on the robot computer)."),
-)
+) + PLACEMENT_ARGS
 
 
 def robot_graph(args: dict[str, str]) -> list[NodeSpec]:
@@ -209,10 +289,9 @@ def robot_graph(args: dict[str, str]) -> list[NodeSpec]:
         gen = {"autostart": auto}
         if a["model"]:
             gen["bundle"] = a["model"]
-        nodes.append(NodeSpec("generator", "warpd_generator", None, gen, extra_params_files=[a["params_file"]]))
+        nodes.append(NodeSpec("generator", "warpd_generator", None, gen))
     if _bool(a["controller"]):
-        nodes.append(NodeSpec("controller", "warpd_controller", None, {"autostart": auto},
-                              extra_params_files=[a["params_file"]]))
+        nodes.append(NodeSpec("controller", "warpd_controller", None, {"autostart": auto}))
     if not nodes:
         raise ValueError("generator:=false and controller:=false leave nothing to start")
-    return nodes
+    return _place(nodes, a)

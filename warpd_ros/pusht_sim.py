@@ -55,9 +55,12 @@ class PushTSimNode(Node):
 
         self.env = PushTEnv(max_steps=self.max_steps)
         self.sim_epoch = secrets.randbits(63)
-        self.pub_obs = self.create_publisher(Observation, "observation", qos.stream(obs_qos))
+        watch = qos.IncompatibleQosWatch(self)
+        self.pub_obs = self.create_publisher(Observation, "observation", qos.stream(obs_qos),
+                                             event_callbacks=watch.publisher("observation"))
         self.pub_result = self.create_publisher(EpisodeResult, "episode_result", qos.RESULTS)
-        self.create_subscription(Action, "action", self.on_action, qos.stream(obs_qos))
+        self.create_subscription(Action, "action", self.on_action, qos.stream(obs_qos),
+                                 event_callbacks=watch.subscription("action"))
         self.create_subscription(Perturbation, "perturbation", self.on_perturbation, qos.stream("reliable"))
         self.rtt = LatencyWindow()
         self.episode = -1

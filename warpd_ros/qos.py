@@ -36,3 +36,40 @@ RESULTS = QoSProfile(
 # reliable (a best-effort publisher would never reach it); a reliable publisher also serves
 # best-effort subscribers, and depth 1 keeps a stale command from being delivered late.
 COMMANDS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class IncompatibleQosWatch:
+    """Makes an incompatible-QoS match an error instead of a silent zero.
+
+    rclpy's default is one WARN line and then nothing: a reliable subscriber never receives from
+    a best-effort publisher, so a node on the wrong ``obs_qos`` simply counts zero. Pass
+    :meth:`subscription` / :meth:`publisher` as ``event_callbacks`` of the stream topics: each
+    incompatible match is logged at ERROR naming the topic and the policy, and kept in
+    :attr:`error` for the node's /diagnostics (ERROR level).
+    """
+
+    def __init__(self, node):
+        self._node = node
+        self.error = ""
+
+    def subscription(self, topic: str):
+        from rclpy.event_handler import SubscriptionEventCallbacks
+
+        return SubscriptionEventCallbacks(incompatible_qos=lambda info: self._report(topic, "publisher", info))
+
+    def publisher(self, topic: str):
+        from rclpy.event_handler import PublisherEventCallbacks
+
+        return PublisherEventCallbacks(incompatible_qos=lambda info: self._report(topic, "subscriber", info))
+
+    def _report(self, topic: str, other: str, info) -> None:
+        from rclpy.qos import qos_policy_name_from_kind
+
+        try:
+            topic = self._node.resolve_topic_name(topic)  # with namespace and remappings
+        except Exception:  # noqa: BLE001 - the name as given is still useful
+            pass
+        self.error = (f"incompatible QoS on topic '{topic}': a {other} there has a different "
+                      f"{qos_policy_name_from_kind(info.last_policy_kind)} policy, so nothing passes between them; "
+                      "give every node on the topic the same obs_qos (lockstep: reliable, realtime: sensor)")
+        self._node.get_logger().error(self.error)

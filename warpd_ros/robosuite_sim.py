@@ -82,12 +82,16 @@ class RobosuiteSimNode(Node):
         self.pub_joints = self.create_publisher(JointState, "joint_states", robot_qos)
         self.pub_ee = self.create_publisher(PoseStamped, "ee_pose", robot_qos)
         self.pub_object = self.create_publisher(PoseStamped, "object_pose", robot_qos)
-        self.pub_obs = self.create_publisher(Observation, "observation", qos.stream(obs_qos))
+        watch = qos.IncompatibleQosWatch(self)
+        self.pub_obs = self.create_publisher(Observation, "observation", qos.stream(obs_qos),
+                                             event_callbacks=watch.publisher("observation"))
         self.pub_result = self.create_publisher(EpisodeResult, "episode_result", qos.RESULTS)
         if self.source == "warpd":
-            self.create_subscription(Action, "action", self.on_action, qos.stream(obs_qos))
+            self.create_subscription(Action, "action", self.on_action, qos.stream(obs_qos),
+                                     event_callbacks=watch.subscription("action"))
         else:
-            self.create_subscription(Float64MultiArray, command_topic, self.on_command, qos.stream(obs_qos))
+            self.create_subscription(Float64MultiArray, command_topic, self.on_command, qos.stream(obs_qos),
+                                     event_callbacks=watch.subscription(command_topic))
         self.create_subscription(Perturbation, "perturbation", self.on_perturbation, qos.stream("reliable"))
         self.episode = -1
         self.finished = False
