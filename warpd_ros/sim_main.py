@@ -7,6 +7,7 @@ import time
 
 import rclpy
 import rclpy.duration
+import rclpy.exceptions
 import rclpy.executors
 
 
@@ -19,7 +20,7 @@ def run_simulation(node_class, name: str, args=None) -> int:
     rclpy.init(args=args)
     try:
         node = node_class()
-    except ValueError as e:
+    except (ValueError, rclpy.exceptions.ParameterException) as e:  # a bad parameter: one line naming it
         print(f"{name}: configuration error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
