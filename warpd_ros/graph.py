@@ -62,6 +62,15 @@ def node_command(spec: graph_spec.NodeSpec) -> list[str]:
     return cmd
 
 
+def _last_line(logs: Path | None, spec: graph_spec.NodeSpec) -> str:
+    """': <the last line of the node's log>' (its one-line error), when its output went to a log."""
+    try:
+        lines = (logs / f"{spec.name}.log").read_text().strip().splitlines() if logs else []
+    except OSError:
+        lines = []
+    return f": {lines[-1]}" if lines else ""
+
+
 class _Monitor:
     def __init__(self):
         self.node = rclpy.create_node("warpd_graph_monitor")
@@ -110,7 +119,7 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
             dead = [(s, p) for s, p in procs if p is not sim and p.poll() is not None]
             if dead:
                 s, p = dead[0]
-                print(f"node {s.name} exited early with code {p.returncode}", file=sys.stderr)
+                print(f"node {s.name} exited early with code {p.returncode}{_last_line(logs, s)}", file=sys.stderr)
                 rc = 1
                 break
             if time.monotonic() > deadline:
@@ -119,6 +128,8 @@ def run_graph(graph: str, args: dict[str, str], summary: str | None, timeout: fl
                     rc = 1
                 break
         if sim is not None and sim.poll() is not None and sim.returncode != 0:
+            s = next(s for s, p in procs if p is sim)
+            print(f"node {s.name} exited with code {sim.returncode}{_last_line(logs, s)}", file=sys.stderr)
             rc = 1
         # collect the final diagnostics the nodes publish on shutdown
         end = time.monotonic() + 1.5
