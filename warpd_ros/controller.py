@@ -166,7 +166,8 @@ class ControllerNode(Node):
         self._handles: list = []
         # Every other parameter is read at configure: changing one on a configured node is refused
         # (it would report success and change nothing), and bad values are refused at any time.
-        guard(self, configure_only=lambda name: True, configured=lambda: self.core is not None)
+        self._configured = False  # set once configure succeeded (it declares the input.<name>.* parameters itself)
+        guard(self, configure_only=lambda name: True, configured=lambda: self._configured)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _param(self, name: str):
@@ -180,6 +181,7 @@ class ControllerNode(Node):
             self.get_logger().error(f"configure failed: {e}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self._configured = True
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
@@ -323,6 +325,7 @@ class ControllerNode(Node):
         self._handles = []
         self.core = None
         self.active = False
+        self._configured = False
 
     # -- inputs --------------------------------------------------------------------------
     def on_weights(self, raw: bytes) -> None:
