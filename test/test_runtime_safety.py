@@ -347,6 +347,33 @@ def test_observations_of_another_run_change_nothing(probe, graph):
     assert diag(probe)["bad_observations"] == 0 and diag(probe)["following_sim_run"] == 4242
 
 
+def test_generator_ignores_observations_of_another_run(init_bundle, probe, graph):
+    """The same burst must not move the generator's schedule either (it would generate for the
+    other run and be late for the followed one)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from warpd_ros import qos
+    from warpd_ros.msg import Observation, PolicyWeights
+
+    graph.start("generator", "config/pusht_generator.yaml", "generator", **generator_params(init_bundle))
+    wait_generator_ready(probe, graph)
+    runs = []
+    probe.node.create_subscription(PolicyWeights, "policy_weights", lambda m: runs.append((m.sim_epoch, m.obs_seq)),
+                                   QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    pub = probe.node.create_publisher(Observation, "observation", qos.stream("reliable"))
+    assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 20), graph.logs()
+    quiet(probe, 0.5)
+    pub.publish(obs_msg(0, sim_epoch=4242))
+    assert probe.spin_until(lambda: runs == [(4242, 0)], 10), (runs, graph.logs())
+    for k in range(500):
+        pub.publish(obs_msg(k % 50, episode=k // 50, sim_epoch=999))
+    for seq in range(1, H + 1):
+        pub.publish(obs_msg(seq, sim_epoch=4242))
+    assert probe.spin_until(lambda: len(runs) >= 2, 10), runs
+    quiet(probe, 0.5)
+    assert runs == [(4242, 0), (4242, H)], runs  # one generation per horizon of the followed run, none for 999
+
+
 # -- 10: the controller does not burn a core ---------------------------------------------------------------------
 def test_active_controller_at_20_hz_uses_a_few_percent_of_a_cpu(probe, graph):
     """OpenBLAS spins a worker thread per core between the MLP's matrix products unless the process

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 
+from warpd_core.runtime.follow import RunFollower  # noqa: E402
 from warpd_core.runtime.generator import GenerationSchedule  # noqa: E402
 from warpd_ros import qos  # noqa: E402
 from warpd_ros.conversions import float32_array  # noqa: E402
@@ -56,6 +57,8 @@ class GeneratorNode(Node):
         p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).", range=(-1, 1_000_000))
         p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).", range=(-1, 2**31 - 1))
         p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.", check=choice("reliable", "sensor"))
+        p("source_timeout", 1.0, "Seconds the followed observation source (simulation run) must be silent before "
+          "another one (a restarted simulation) is followed; until then others are ignored.", range=(0.0, 3600.0))
         p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.05, 3600.0))
         p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, "
           "benchmarks).", range=(0.0, 3600.0))
@@ -128,6 +131,8 @@ class GeneratorNode(Node):
         self._obs_period = LatencyWindow(200)
         self._last_obs_t = None
         self._last_seq = (None, -1)  # (episode key, seq) of the newest observation
+        self.sources = RunFollower(float(g("source_timeout")))  # the simulation run generated for
+        self.foreign_obs = 0
         self._mailbox = None
         self._cv = threading.Condition()
         self._stop = False
@@ -165,6 +170,10 @@ class GeneratorNode(Node):
         if not self.active:
             return
         now = time.perf_counter()
+        if not self.sources.allows(int(msg.sim_epoch), now):  # another publisher: it must not move the schedule
+            self.foreign_obs += 1
+            return
+        self.sources.heard(int(msg.sim_epoch), now)
         if self._last_obs_t is not None and not msg.reset:
             self._obs_period.add(now - self._last_obs_t)
         self._last_obs_t = now
@@ -241,6 +250,7 @@ class GeneratorNode(Node):
             "generation_latency_p50_ms": round(lat["p50_us"] / 1e3, 3),
             "generation_latency_p99_ms": round(lat["p99_us"] / 1e3, 3),
             "late_generations": self.late,
+            "foreign_observations": self.foreign_obs,
         }
         level = OK if self.generation else WARN
         text = "running" if self.generation else "waiting for observations"
