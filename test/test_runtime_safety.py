@@ -110,7 +110,7 @@ def test_lockstep_generator_killed_runs_past_horizon_then_safe_action_and_error(
 
     max_age = 3 * H
     gen = graph.start("generator", "config/pusht_generator.yaml", "generator", **generator_params(init_bundle))
-    wait_generator_ready(probe, graph, timeout=90)  # torch import + bundle load; slow on a loaded machine
+    wait_generator_ready(probe, graph)
     graph.start("controller", CTL, "controller", **controller_params(
         mode="lockstep", lockstep_policy_timeout=2.5, max_policy_age=max_age))
     graph.start("pusht_sim", "config/pusht_sim.yaml", "sim",
@@ -241,7 +241,7 @@ def test_realtime_graph_every_policy_action_comes_from_a_policy_for_its_episode(
     from warpd_ros.msg import Action, PolicyWeights
 
     graph.start("generator", "config/pusht_generator.yaml", "generator", **generator_params(init_bundle, lead_steps=2))
-    wait_generator_ready(probe, graph, timeout=90)  # torch import + bundle load; slow on a loaded machine
+    wait_generator_ready(probe, graph)
     keys = {}  # (generator_epoch, generation) -> (sim_epoch, episode) it was conditioned on
     probe.node.create_subscription(
         PolicyWeights, "policy_weights",
@@ -356,7 +356,7 @@ def test_generator_ignores_observations_of_another_run(init_bundle, probe, graph
     from warpd_ros.msg import Observation, PolicyWeights
 
     graph.start("generator", "config/pusht_generator.yaml", "generator", **generator_params(init_bundle))
-    wait_generator_ready(probe, graph, timeout=90)  # torch import + bundle load; slow on a loaded machine
+    wait_generator_ready(probe, graph)
     runs = []
     probe.node.create_subscription(PolicyWeights, "policy_weights", lambda m: runs.append((m.sim_epoch, m.obs_seq)),
                                    QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
