@@ -190,3 +190,75 @@ def test_schedule_triggers_on_grid_with_lead_and_realigns():
     assert s0.observe(13, 1).boundary == 12
     with pytest.raises(ValueError):
         GenerationSchedule(4, lead=4)
+
+
+# -- issue 14: runtime safety under outside faults ------------------------------------------------------
+@pytest.mark.parametrize("kw, name", [
+    ({"action_high": [float("nan")]}, "action_high"),
+    ({"action_low": [float("nan"), 0.0]}, "action_low"),
+    ({"obs_low": [float("nan")] * 5}, "obs_low"),
+    ({"obs_low": [1.0] * 5, "obs_high": [0.0] * 5}, "obs_low"),
+    ({"max_weights": -1}, "max_weights"),
+    ({"max_policy_failures": 0}, "max_policy_failures"),
+    ({"generator_timeout": float("nan")}, "generator_timeout"),
+])
+def test_config_rejects_nan_and_inverted_bounds_naming_the_field(kw, name):
+    with pytest.raises(ValueError, match=name):
+        make(**kw)
+
+
+def keyed(value, gen, episode, sim_epoch, epoch=1, horizon=4):
+    c = constant_policy(value, gen, epoch=epoch, horizon=horizon, episode=episode)
+    c.sim_epoch = sim_epoch
+    return c
+
+
+def test_staged_policy_of_a_restarted_simulation_run_never_answers_the_new_run():
+    """Both runs number their episodes from 0: only the sim_epoch tells them apart."""
+    c = make(safe_mode="fixed", safe_action=[1.0, 1.0])
+    c.new_episode(0, sim_epoch=11)
+    c.offer_policy(keyed(10.0, 1, 0, 11))
+    c.step(OBS)
+    assert c.offer_policy(keyed(20.0, 2, 0, 11)) == ""  # staged for run 11's next horizon
+    c.new_episode(0, sim_epoch=22)  # run 11 died; run 22 starts at episode 0
+    out = c.step(OBS)
+    assert out.source == SOURCE_SAFE and out.generation == 1  # neither 1 (running) nor 2 (staged) acts
+    c.offer_policy(keyed(30.0, 3, 0, 22))
+    out = c.step(OBS)
+    assert out.generation == 3 and out.policy_age == 1 and out.action[0] == 30.0
+
+
+def test_policy_arriving_before_its_episode_waits_for_it_and_does_not_displace_the_current_one():
+    c = make()
+    c.new_episode(0, sim_epoch=5)
+    c.offer_policy(keyed(10.0, 1, 0, 5))
+    c.step(OBS)
+    c.offer_policy(keyed(20.0, 2, 0, 5))  # next horizon of episode 0
+    c.offer_policy(keyed(90.0, 3, 0, 6))  # conditioned on another run's observation: staged aside
+    assert [c.step(OBS).generation for _ in range(4)] == [1, 1, 1, 2]
+    c.new_episode(0, sim_epoch=6)  # that run does start: its policy is there at once
+    assert c.step(OBS).generation == 3
+
+
+def test_hold_with_nothing_sent_yet_has_nothing_to_hold():
+    c = make(safe_mode="hold")
+    out = c.step(OBS)
+    assert out.source == SOURCE_SAFE and out.nothing_to_hold
+    c.offer_policy(constant_policy(10.0, 1, horizon=100, episode=0))
+    assert c.step(OBS).action.tolist() == [10.0, 10.0]
+    out = c.step(np.full(5, np.nan))
+    assert out.source == SOURCE_SAFE and not out.nothing_to_hold and out.action.tolist() == [10.0, 10.0]
+    c.new_episode(1)
+    assert c.safe_step("no observation").nothing_to_hold  # nothing sent in episode 1 yet
+
+
+def test_second_generator_run_rejected_while_the_followed_one_is_alive():
+    c = make(generator_timeout=1.0)
+    assert c.offer_policy(constant_policy(10.0, 1, epoch=7), now=0.0) == ""
+    reason = c.offer_policy(constant_policy(20.0, 1, epoch=8), now=0.5)
+    assert "generator epoch 8" in reason and "following epoch 7" in reason
+    assert c.rejected == {"foreign_generator": 1}
+    assert c.offer_policy(constant_policy(10.0, 2, epoch=7), now=0.9) == ""
+    assert c.offer_policy(constant_policy(20.0, 1, epoch=8), now=1.5) != ""  # 7 spoke at 0.9
+    assert c.offer_policy(constant_policy(20.0, 1, epoch=8), now=2.0) == ""  # 7 silent > 1 s: a restart
+    assert c.generators.run == 8

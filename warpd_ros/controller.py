@@ -33,43 +33,90 @@ GIL is never held by a diffusion step.
 
 from __future__ import annotations
 
-import gc
-import secrets
-import sys
-import time
+from warpd_ros.blas import single_threaded_blas
 
-import numpy as np
-import rclpy
-import rclpy.exceptions
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+single_threaded_blas()  # before numpy loads: an idle OpenBLAS worker spins a whole core (README, item 10)
 
-from warpd_core.runtime.command_limits import CommandLimiter
-from warpd_core.runtime.controller import SOURCE_SAFE, ControllerConfig, ControllerCore
-from warpd_ros import process, qos
-from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class
-from warpd_ros.conversions import candidate_from_msg
-from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from warpd_ros.msg import Action, Observation, PolicyWeights
-from warpd_ros.params import declare, declare_cpu_list
-from warpd_ros.sched import apply_scheduling
-from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap
+import gc  # noqa: E402
+import secrets  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+import rclpy.exceptions  # noqa: E402
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
+
+from warpd_core.runtime.command_limits import CommandLimiter  # noqa: E402
+from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore  # noqa: E402
+from warpd_core.runtime.follow import RunFollower  # noqa: E402
+from warpd_ros import process, qos  # noqa: E402
+from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class  # noqa: E402
+from warpd_ros.conversions import candidate_from_msg  # noqa: E402
+from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher  # noqa: E402
+from warpd_ros.msg import Action, Observation, PolicyWeights  # noqa: E402
+from warpd_ros.params import check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
+from warpd_ros.sched import apply_scheduling  # noqa: E402
+from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
 EXECUTORS = ("events", "single")
+REPORT_S = 5.0  # a foreign generator / observation source stays in /diagnostics this long after its last message
+
+
+def _ordered(low: str, high: str, both: bool = True):
+    """Check: ``get(low)`` <= ``get(high)`` per dimension (1 entry broadcasts; [] = unbounded)."""
+    def check(v, get):
+        lo, hi = list(get(low)), list(get(high))
+        if not lo or not hi or (len(lo) != len(hi) and 1 not in (len(lo), len(hi))):
+            return ""  # sizes are the vectors' own checks
+        n = max(len(lo), len(hi))
+        lo, hi = (lo * n if len(lo) == 1 else lo), (hi * n if len(hi) == 1 else hi)
+        return "" if all(a <= b for a, b in zip(lo, hi)) else f"{low} {lo} exceeds {high} {hi}"
+    return check
+
+
+def _bounds(name: str, low: str, high: str, size_of: str, empty: bool = False):
+    vec, order = vector(size_of, empty=empty), _ordered(low, high)
+    return lambda v, get: vec(v, get) or order(v, get)
+
+
+def _safe_action(v, get):
+    if not list(v):
+        return "needs safe_action (safe_mode fixed)" if get("safe_mode") == "fixed" else ""
+    reason = vector("act_dim")(v, get)
+    if reason:
+        return reason
+    lo, hi, n = list(get("action_low")), list(get("action_high")), len(v)
+    lo, hi = (lo * n if len(lo) == 1 else lo), (hi * n if len(hi) == 1 else hi)
+    if len(lo) == n == len(hi) and not all(a <= x <= b for a, x, b in zip(lo, v, hi)):
+        return f"{list(v)} is outside [action_low, action_high] = [{lo}, {hi}]"
+    return ""
+
 
 _CORE_PARAMS = (
-    # name, default, description -- one ControllerConfig field each
-    ("obs_dim", 5, "Observation size."),
-    ("act_dim", 2, "Action size."),
-    ("action_low", [0.0], "Per-dimension lower action bound (1 entry broadcasts)."),
-    ("action_high", [512.0], "Per-dimension upper action bound (1 entry broadcasts)."),
-    ("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed."),
-    ("safe_action", [], "Action for safe_mode=fixed."),
-    ("max_policy_age", 64, "Control steps a policy may run before the safe action takes over."),
-    ("expected_model_id", "", "Accept only policies of this model id ('' = any)."),
-    ("max_weights", 4_000_000, "Reject policies with more weights than this."),
-    ("obs_low", [], "Optional per-dimension lower observation bound."),
-    ("obs_high", [], "Optional per-dimension upper observation bound."),
-    ("max_policy_failures", 3, "Consecutive non-finite outputs before a policy is dropped."),
+    # name, default, description, declare() keywords -- one ControllerConfig field each
+    ("obs_dim", 5, "Observation size.", {"range": (1, 1_000_000)}),
+    ("act_dim", 2, "Action size.", {"range": (1, 1_000_000)}),
+    ("action_low", [0.0], "Per-dimension lower action bound, finite (1 entry broadcasts).",
+     {"check": _bounds("action_low", "action_low", "action_high", "act_dim")}),
+    ("action_high", [512.0], "Per-dimension upper action bound, finite (1 entry broadcasts).",
+     {"check": _bounds("action_high", "action_low", "action_high", "act_dim")}),
+    ("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed.", {"check": choice(*SAFE_MODES)}),
+    ("safe_action", [], "Action for safe_mode=fixed, inside [action_low, action_high].", {"check": _safe_action}),
+    ("max_policy_age", 64, "Control steps a policy may run before the safe action takes over.",
+     {"range": (1, 2**31 - 1)}),
+    ("expected_model_id", "", "Accept only policies of this model id ('' = any; the graphs set the model they start).", {}),
+    ("max_weights", 4_000_000, "Reject policies with more weights than this (also bounds a received message: "
+     "4 bytes per weight).", {"range": (1, 2**31 - 1)}),
+    ("obs_low", [], "Optional per-dimension lower observation bound.",
+     {"check": _bounds("obs_low", "obs_low", "obs_high", "obs_dim", empty=True)}),
+    ("obs_high", [], "Optional per-dimension upper observation bound.",
+     {"check": _bounds("obs_high", "obs_low", "obs_high", "obs_dim", empty=True)}),
+    ("max_policy_failures", 3, "Consecutive non-finite outputs before a policy is dropped.", {"range": (1, 1_000_000)}),
+    ("generator_timeout", 2.0, "Seconds the followed generator run must have sent no policy before another run "
+     "(a restarted generator) is followed; until then another run's policies are rejected. Keep it above the "
+     "generator's period (horizon x control period).", {"range": (0.0, 3600.0)}),
 )
 
 
@@ -77,46 +124,57 @@ class ControllerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("warpd_controller", **kwargs)
         self._gc = GcPauses()  # first: destroy_node removes it, also after a failed start
-        p = lambda *a: declare(self, *a)  # noqa: E731
-        for name, default, desc in _CORE_PARAMS:
-            p(name, default, desc)
-        p("mode", "lockstep", "lockstep or realtime.")
-        p("lockstep_policy_timeout", 5.0, "Lockstep: seconds to wait for the next policy.")
-        p("obs_timeout", 1.0, "Realtime: seconds without an observation before the safe action (0 = off).")
-        p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor (best effort).")
-        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
+        p = lambda *a, **kw: declare(self, *a, **kw)  # noqa: E731
+        for name, default, desc, kw in _CORE_PARAMS:
+            p(name, default, desc, **kw)
+        p("mode", "lockstep", "lockstep or realtime.", check=choice("lockstep", "realtime"))
+        p("lockstep_policy_timeout", 5.0, "Lockstep: seconds to wait for the next policy; after that the current "
+          "policy runs past its horizon, then the safe action after max_policy_age.", range=(0.001, 3600.0))
+        p("obs_timeout", 1.0, "Realtime: seconds without an observation before the safe action (0 = off).",
+          range=(0.0, 3600.0))
+        p("source_timeout", 1.0, "Seconds the followed observation source (simulation run) must be silent before "
+          "another one (a restarted simulation) is followed; until then others are ignored.", range=(0.0, 3600.0))
+        p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor (best effort).",
+          check=choice("reliable", "sensor"))
+        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.05, 3600.0))
         p("inputs", [""], "Hardware observation inputs, in concatenation order ([''] / [] = the warpd Observation topic).")
         p("output.topic", "", "Hardware command topic ('' = the warpd Action topic 'action').")
         p("output.type", "std_msgs/Float64MultiArray", "Command message type: Float64MultiArray | Twist | JointTrajectory | PoseStamped.")
         p("output.joints", [""], "JointTrajectory joint names.")
         p("output.frame_id", "", "Header frame_id of the command (PoseStamped / JointTrajectory).")
-        p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).")
-        p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).")
-        p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it (joint names, sizes); 0 = skip.")
-        # Process-level real-time options, applied by main() (warpd_ros.sched).
-        self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
-        if self.executor_kind not in EXECUTORS:
-            raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
+        p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).",
+          range=(1e-6, 60.0))
+        p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).",
+          check=vector("act_dim", empty=True, positive=True))
+        p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it "
+          "(joint names, sizes); 0 = skip.", range=(0.0, 60.0))
+        # Process-level real-time options, applied by main() (warpd_ros.sched): start-up only.
+        self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: "
+                               "lower latency) or single (SingleThreadedExecutor).", read_only=True,
+                               check=choice(*EXECUTORS))
         self.cpu_affinity = declare_cpu_list(self, "cpu_affinity", "CPUs to pin this process's threads to, e.g. "
                                              "'0', '0,1' or '0-1' ('' = off).")
         self.middleware_cpu_affinity = declare_cpu_list(
             self, "middleware_cpu_affinity", "With cpu_affinity: CPUs for every thread but the executor's (the DDS "
             "middleware's, which receive the policies), e.g. the generator's CPU ('' = same as cpu_affinity).")
-        self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads (0 = off; needs CAP_SYS_NICE).")
-        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
+        self.sched_fifo_priority = p("sched_fifo_priority", 0, "SCHED_FIFO priority 1-99 for the process's threads "
+                                     "(0 = off; needs CAP_SYS_NICE).", read_only=True, range=(0, 99))
+        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).", read_only=True)
+        if self.executor_kind not in EXECUTORS:
+            raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
         self.core = None
         self.active = False
         self.config_error = ""
         self.exit_requested = False  # a lifecycle shutdown transition: main() ends the process
         self._handles: list = []
+        # Every other parameter is read at configure: changing one on a configured node is refused
+        # (it would report success and change nothing), and bad values are refused at any time.
+        self._configured = False  # set once configure succeeded (it declares the input.<name>.* parameters itself)
+        guard(self, configure_only=lambda name: True, configured=lambda: self._configured)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _param(self, name: str):
-        try:
-            v = self.get_parameter(name).value
-        except rclpy.exceptions.ParameterUninitializedException:
-            return []  # an empty array parameter nobody set
-        return list(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else v
+        return value_of(self, name)
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
@@ -126,26 +184,30 @@ class ControllerNode(Node):
             self.get_logger().error(f"configure failed: {e}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self._configured = True
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
         g = self._param
-        cfg = ControllerConfig(**{name: g(name) for name, _, _ in _CORE_PARAMS})
+        check_all(self)  # params files and -p never pass the set-time checks: one line naming the parameter
+        cfg = ControllerConfig(**{name: g(name) for name, *_ in _CORE_PARAMS})
         self.mode = g("mode")
-        if self.mode not in ("lockstep", "realtime"):
-            raise ValueError(f"parameter mode must be lockstep or realtime, got {self.mode!r}")
         self.policy_timeout = float(g("lockstep_policy_timeout"))
         self.obs_timeout = float(g("obs_timeout"))
         self.period = float(g("control_period"))
-        if self.period <= 0:
-            raise ValueError(f"parameter control_period must be positive, got {self.period}")
+        self.max_msg_bytes = 4 * cfg.max_weights + 65536  # weights + the message's other fields
         stream = qos.stream(g("obs_qos"))
         self.qos_watch = qos.IncompatibleQosWatch(self)
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
-        self._held = None  # lockstep: (Observation, t_recv) waiting for a policy
-        self._acted = None  # (sim_epoch, episode, seq) of the last answered observation
+        self._held = None  # lockstep: (Observation, t_recv) waiting for a policy, t_recv of its first arrival
+        self._policy_overdue = False  # lockstep: a wait timed out; act without waiting until a policy comes
+        self._acted = None  # (sim_epoch, episode, seq) of the last observation answered with a published action
+        self.sources = RunFollower(float(g("source_timeout")))  # the simulation run whose observations are used
+        self._foreign_obs = 0
+        self._foreign_obs_last = (0, -1e9)  # (sim_epoch, monotonic time) of the last ignored observation
+        self._foreign_gen_last = (0, -1e9)  # (generator_epoch, monotonic time) of the last foreign policy
         self._episode_key = None
         self._last_obs_t = time.monotonic()
         self._timed_out = False
@@ -157,7 +219,8 @@ class ControllerNode(Node):
         inputs = [n for n in g("inputs") if n]
         self.hardware = bool(inputs)
         h = self._handles
-        h.append(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS))
+        # raw: the size is checked on the serialized bytes before a message is built from them
+        h.append(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS, raw=True))
         if self.hardware:
             specs = [self._input_spec(n) for n in inputs]
             self.assembler = ObservationAssembler(specs)
@@ -175,6 +238,7 @@ class ControllerNode(Node):
             h.append(self.pub_obs)
             self._obs_msg = Observation()
             self._obs_msg.sim_epoch = secrets.randbits(63)
+            self.core.new_episode(0, self._obs_msg.sim_epoch)  # one episode: policies for this stream only
             self._seq = 0
             for i, a in enumerate(self.assembler.adapters):
                 cb = (lambda m, a=a: self.on_input(a, m, trigger=True)) if i == 0 else (lambda m, a=a: self.on_input(a, m))
@@ -239,9 +303,11 @@ class ControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        # stop commanding: one safe action, then silence
+        # stop commanding: one safe action, then silence (nothing is published while inactive,
+        # not even the answer to an observation that was waiting for its policy)
         self._publish_safe("deactivated")
         self.active = False
+        self._held = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -271,14 +337,27 @@ class ControllerNode(Node):
         self._handles = []
         self.core = None
         self.active = False
+        self._configured = False
 
     # -- inputs --------------------------------------------------------------------------
-    def on_weights(self, msg: PolicyWeights) -> None:
-        reason = self.core.offer_policy(candidate_from_msg(msg))
+    def on_weights(self, raw: bytes) -> None:
+        """A serialized PolicyWeights. One larger than ``max_weights`` allows is rejected from its
+        size before a message is built from it (no second copy of its weights)."""
+        now = time.monotonic()
+        if len(raw) > self.max_msg_bytes:
+            self.core.count_rejection("oversized_message")
+            self._throttled_warn(f"rejected a {len(raw)}-byte policy message: max_weights {self.core.cfg.max_weights} "
+                                 f"allows {self.max_msg_bytes} bytes")
+            return
+        msg = deserialize_message(raw, PolicyWeights)
+        reason = self.core.offer_policy(candidate_from_msg(msg), now)
         if reason:
+            if reason.startswith("generator epoch"):
+                self._foreign_gen_last = (int(msg.generator_epoch), now)
             self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
-        if self._held is not None and not self.core.needs_policy():
+        self._policy_overdue = False
+        if self.active and self._held is not None and not self.core.needs_policy():
             obs_msg, t_recv = self._held
             self._held = None
             self.policy_wait.add(time.perf_counter() - t_recv)
@@ -288,15 +367,27 @@ class ControllerNode(Node):
         if not self.active:
             return
         t_recv = time.perf_counter()
-        self._last_obs_t = time.monotonic()
-        if (msg.sim_epoch, msg.episode, msg.seq) == self._acted:
-            self.pub.publish(self._action_msg)  # a re-sent observation: repeat the answer
+        now = time.monotonic()
+        epoch = int(msg.sim_epoch)
+        if not self.sources.allows(epoch, now):  # another publisher while ours is alive: no effect at all
+            self._foreign_obs += 1
+            self._foreign_obs_last = (epoch, now)
+            self._throttled_warn(f"ignoring observations of simulation run {epoch}: following run {self.sources.run}")
             return
+        if self.sources.heard(epoch, now):
+            self.get_logger().info(f"following simulation run {epoch} (the previous run went silent)")
+        self._last_obs_t = now
+        seq_key = (msg.sim_epoch, msg.episode, msg.seq)
+        if seq_key == self._acted:
+            self._publish(self._action_msg)  # a re-sent observation: repeat the answer
+            return
+        if self._held is not None and (self._held[0].sim_epoch, self._held[0].episode, self._held[0].seq) == seq_key:
+            return  # a re-sent held observation: it keeps waiting from its first arrival
         key = (msg.sim_epoch, msg.episode)
         if msg.reset or key != self._episode_key:
             self._episode_key = key
-            self.core.new_episode(int(msg.episode))
-        if self.mode == "lockstep" and self.core.needs_policy():
+            self.core.new_episode(int(msg.episode), epoch)
+        if self.mode == "lockstep" and self.core.needs_policy() and not self._policy_overdue:
             self._held = (msg, t_recv)
             return
         self._act(msg, t_recv)
@@ -340,7 +431,11 @@ class ControllerNode(Node):
         if self._held is not None and time.perf_counter() - self._held[1] > self.policy_timeout:
             obs_msg, t_recv = self._held
             self._held = None
-            self._throttled_warn(f"no policy within {self.policy_timeout:.1f} s; acting with what is there")
+            # Until a policy arrives, act on every observation as realtime mode does: the current
+            # policy runs past its horizon, the safe action follows at max_policy_age.
+            self._policy_overdue = True
+            self.get_logger().warn(f"no policy within lockstep_policy_timeout {self.policy_timeout:.1f} s; "
+                                   "acting without waiting until one arrives")
             self.policy_wait.add(time.perf_counter() - t_recv)
             self._act(obs_msg, None)
         if self.hardware:
@@ -367,15 +462,22 @@ class ControllerNode(Node):
         self._last_reason = reason
         if self.hardware:
             self._send_command(out.action, out.source, self.get_clock().now().to_msg())
-        else:
+        elif not out.nothing_to_hold:
             m = self._action_msg
             m.header.stamp = self.get_clock().now().to_msg()
             m.data = out.action.tolist()
             m.generation = out.generation
             m.policy_age = out.policy_age
             m.source = out.source
-            self.pub.publish(m)
+            self._publish(m)
         self._throttled_warn(f"safe action: {reason}")
+
+    def _publish(self, msg) -> bool:
+        """The one place commands leave the node: nothing while inactive."""
+        if not self.active:
+            return False
+        self.pub.publish(msg)
+        return True
 
     def _send_command(self, action: np.ndarray, source: int, stamp) -> None:
         """Hardware command: limits and rate limit, except that the safe action in ``hold`` mode
@@ -390,13 +492,17 @@ class ControllerNode(Node):
             if self._last_cmd is None:
                 self._last_cmd = np.empty_like(cmd)
             np.copyto(self._last_cmd, cmd)
-        self.pub.publish(self.output.fill(cmd, stamp))
+        self._publish(self.output.fill(cmd, stamp))
 
     def _act(self, obs_msg: Observation, t_recv: float | None) -> None:
         """Step and publish. ``t_recv`` None: the observation was held for a policy (its wait
         is recorded in ``policy_wait``, not in the obs->action latency)."""
         obs = np.frombuffer(obs_msg.data, dtype=np.float64) if len(obs_msg.data) else np.zeros(0)
         out = self.core.step(obs)
+        if out.nothing_to_hold:  # hold, and nothing sent this episode: send nothing (the sim/robot stays put)
+            self._last_reason = out.reason
+            self._throttled_warn(f"safe action (nothing to hold yet, nothing sent): {out.reason}")
+            return
         m = self._action_msg
         m.header.stamp = obs_msg.header.stamp
         m.seq = obs_msg.seq
@@ -406,8 +512,8 @@ class ControllerNode(Node):
         m.generation = out.generation
         m.policy_age = out.policy_age
         m.source = out.source
-        self.pub.publish(m)
-        self._acted = (obs_msg.sim_epoch, obs_msg.episode, obs_msg.seq)
+        if self._publish(m):
+            self._acted = (obs_msg.sim_epoch, obs_msg.episode, obs_msg.seq)
         if t_recv is not None:
             self.latency.add(time.perf_counter() - t_recv)
         if out.source == SOURCE_SAFE:
@@ -442,6 +548,11 @@ class ControllerNode(Node):
             "last_safe_reason": self._last_reason,
             "stale_input": self._stale_input,
             "observation_timeout": self._timed_out,
+            "policy_overdue": self._policy_overdue,
+            "following_generator": c.generators.run or 0,
+            "foreign_generator": self._foreign_gen_last[0],
+            "following_sim_run": self.sources.run or 0,
+            "foreign_observations": self._foreign_obs,
             "gc_collections": "/".join(str(n) for n in self._gc.collections),
             "gc_max_pause_ms": round(self._gc.max_pause_s * 1e3, 3),
             "gc_frozen_objects": gc.get_freeze_count(),
@@ -451,10 +562,14 @@ class ControllerNode(Node):
         c = self.core
         if c is None:
             return
+        now = time.monotonic()
         if self.qos_watch.error:
             level, text = ERROR, self.qos_watch.error
         elif self._timed_out:
             level, text = ERROR, f"no observation for more than obs_timeout ({self.obs_timeout} s): safe action"
+        elif now - self._foreign_gen_last[1] < REPORT_S:
+            level, text = ERROR, (f"rejecting policies of a second generator run (epoch {self._foreign_gen_last[0]}) "
+                                  f"while following epoch {c.generators.run}")
         elif self._stale_input:
             level, text = ERROR, f"{self._stale_input}: safe action"
         elif c.stale:
@@ -463,6 +578,12 @@ class ControllerNode(Node):
             level, text = WARN, "waiting for the first policy"
         elif not self.active:
             level, text = WARN, "inactive"
+        elif self._policy_overdue:
+            level, text = WARN, (f"no policy within lockstep_policy_timeout ({self.policy_timeout} s): running the "
+                                 "current policy past its horizon")
+        elif now - self._foreign_obs_last[1] < REPORT_S:
+            level, text = WARN, (f"ignoring observations of another simulation run (epoch {self._foreign_obs_last[0]}) "
+                                 f"while following run {self.sources.run}")
         else:
             level, text = OK, "running"
         self.diag.publish(level, text, self.stats())
@@ -490,7 +611,7 @@ def main(args=None) -> int:
     process.init(args)
     try:
         node = ControllerNode()
-    except ValueError as e:
+    except (ValueError, rclpy.exceptions.ParameterException) as e:  # a bad parameter: one line naming it
         print(f"warpd_controller: configuration error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2

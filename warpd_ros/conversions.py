@@ -22,6 +22,7 @@ def candidate_from_msg(msg: PolicyWeights) -> PolicyCandidate:
         horizon=int(msg.horizon),
         obs_seq=int(msg.obs_seq),
         episode=int(msg.episode),
+        sim_epoch=int(msg.sim_epoch),
         task_id=int(msg.task_id),
     )
 

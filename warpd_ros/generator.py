@@ -18,51 +18,65 @@ simulation graphs) runs configure + activate at start-up; on a robot bring it up
 
 from __future__ import annotations
 
-import math
-import secrets
-import sys
-import threading
-import time
+from warpd_ros.blas import single_threaded_blas
 
-import numpy as np
-import rclpy
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+single_threaded_blas()  # numpy's BLAS does no work here; torch / ONNX Runtime threads are set from `threads`
 
-from warpd_core.runtime.generator import GenerationSchedule
-from warpd_ros import process, qos
-from warpd_ros.conversions import float32_array
-from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from warpd_ros.msg import Observation, PolicyWeights
-from warpd_ros.params import declare, declare_cpu_list
-from warpd_ros.sched import apply_scheduling
-from warpd_ros.stats import LatencyWindow
+import math  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
+
+from warpd_core.runtime.follow import RunFollower  # noqa: E402
+from warpd_core.runtime.generator import GenerationSchedule  # noqa: E402
+from warpd_ros import process, qos  # noqa: E402
+from warpd_ros.conversions import float32_array  # noqa: E402
+from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher  # noqa: E402
+from warpd_ros.msg import Observation, PolicyWeights  # noqa: E402
+from warpd_ros.params import check_all, choice, declare, declare_cpu_list, guard  # noqa: E402
+from warpd_ros.sched import apply_scheduling  # noqa: E402
+from warpd_ros.stats import LatencyWindow  # noqa: E402
 
 
 class GeneratorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("warpd_generator", **kwargs)
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = lambda *a, **kw: declare(self, *a, **kw)  # noqa: E731
         p("bundle", "", "Model bundle directory (warpd export).")
-        p("backend", "torch", "torch or onnx.")
-        p("device", "cpu", "torch device / onnxruntime provider selection: cpu or cuda.")
-        p("sampler", "", "ddpm or ddim ('' = the bundle's default).")
-        p("steps", 0, "Denoising steps (0 = the bundle's default).")
+        p("backend", "torch", "torch or onnx.", check=choice("torch", "onnx"))
+        p("device", "cpu", "torch device / onnxruntime provider selection: cpu or cuda.", check=choice("cpu", "cuda"))
+        p("sampler", "", "ddpm or ddim ('' = the bundle's default).", check=choice("", "ddpm", "ddim"))
+        p("steps", 0, "Denoising steps (0 = the bundle's default).", range=(0, 100_000))
         p("seed", 0, "Sampling seed.")
-        p("horizon", 0, "Action horizon in control steps (0 = the bundle's).")
-        p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).")
-        p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).")
-        p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.")
-        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.")
-        p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, benchmarks).")
-        p("obs_dim", 0, "Observation size the controller expects (0 = do not check the bundle against it).")
-        p("act_dim", 0, "Action size the controller expects (0 = do not check).")
-        p("threads", 1, "torch CPU threads (1: measured 5-10x faster than 2 on a loaded 2-core machine).")
-        # Process-level options, applied by main() (warpd_ros.sched): keep generations off the controller's core.
+        p("horizon", 0, "Action horizon in control steps (0 = the bundle's).", range=(0, 1_000_000))
+        p("lead_steps", 0, "Start generating this many steps early (-1 = auto from latency).", range=(-1, 1_000_000))
+        p("task_id", -1, "Task id to condition on when observations carry none (-1 = none).", range=(-1, 2**31 - 1))
+        p("obs_qos", "reliable", "QoS of the observation topic: reliable or sensor.", check=choice("reliable", "sensor"))
+        p("source_timeout", 1.0, "Seconds the followed observation source (simulation run) must be silent before "
+          "another one (a restarted simulation) is followed; until then others are ignored.", range=(0.0, 3600.0))
+        p("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.05, 3600.0))
+        p("extra_latency", 0.0, "Seconds added to every generation: simulates a slow generator (fault injection, "
+          "benchmarks).", range=(0.0, 3600.0))
+        p("obs_dim", 0, "Observation size the controller expects (0 = do not check the bundle against it).",
+          range=(0, 1_000_000))
+        p("act_dim", 0, "Action size the controller expects (0 = do not check).", range=(0, 1_000_000))
+        p("threads", 1, "torch / ONNX Runtime CPU threads (1: measured 5-10x faster than 2 on a loaded 2-core "
+          "machine).", range=(1, 1024))
+        # Process-level options, applied by main() (warpd_ros.sched): start-up only.
         self.cpu_affinity = declare_cpu_list(self, "cpu_affinity", "CPUs to pin this process's threads to, e.g. "
                                              "'1' or '1-3' ('' = off).")
-        self.nice = p("nice", 0, "nice value of the process's threads (e.g. 10: a generation yields the CPU to the controller).")
-        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).")
+        self.nice = p("nice", 0, "nice value of the process's threads (e.g. 10: a generation yields the CPU to the "
+                      "controller).", read_only=True, range=(-20, 19))
+        self.autostart = p("autostart", False, "Configure and activate at start-up (simulation graphs).", read_only=True)
         self.gen = None
+        # everything else is read at configure: refused on a configured node, bad values refused always
+        guard(self, configure_only=lambda name: True, configured=lambda: self.gen is not None)
         self.active = False
         self.generation = 0
         self.late = 0
@@ -82,18 +96,18 @@ class GeneratorNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self, g) -> None:
+        check_all(self)
         bundle = g("bundle")
         self.extra_delay = float(g("extra_latency"))
-        if self.extra_delay < 0:
-            raise ValueError(f"parameter extra_latency must be >= 0, got {self.extra_delay}")
         if not bundle:
             raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
         from warpd_core.export.bundle import load_generator  # heavy (torch); only this process
 
+        os.environ["WARPD_ORT_THREADS"] = str(int(g("threads")))  # read when the ONNX Runtime sessions are made
         if g("backend") == "torch":
             import torch
 
-            torch.set_num_threads(max(1, int(g("threads"))))
+            torch.set_num_threads(int(g("threads")))
 
         t0 = time.perf_counter()
         self.gen = load_generator(bundle, backend=g("backend"), device=g("device"), sampler=g("sampler") or None,
@@ -121,6 +135,8 @@ class GeneratorNode(Node):
         self._obs_period = LatencyWindow(200)
         self._last_obs_t = None
         self._last_seq = (None, -1)  # (episode key, seq) of the newest observation
+        self.sources = RunFollower(float(g("source_timeout")))  # the simulation run generated for
+        self.foreign_obs = 0
         self._mailbox = None
         self._cv = threading.Condition()
         self._stop = False
@@ -168,6 +184,10 @@ class GeneratorNode(Node):
         if not self.active:
             return
         now = time.perf_counter()
+        if not self.sources.allows(int(msg.sim_epoch), now):  # another publisher: it must not move the schedule
+            self.foreign_obs += 1
+            return
+        self.sources.heard(int(msg.sim_epoch), now)
         if self._last_obs_t is not None and not msg.reset:
             self._obs_period.add(now - self._last_obs_t)
         self._last_obs_t = now
@@ -213,6 +233,7 @@ class GeneratorNode(Node):
         out.generator_epoch = self.epoch
         out.obs_seq = int(msg.seq)
         out.episode = int(msg.episode)
+        out.sim_epoch = int(msg.sim_epoch)
         out.obs_stamp = msg.header.stamp
         out.horizon = self.horizon
         out.task_id = int(task)
@@ -245,6 +266,7 @@ class GeneratorNode(Node):
             "generation_latency_p50_ms": round(lat["p50_us"] / 1e3, 3),
             "generation_latency_p99_ms": round(lat["p99_us"] / 1e3, 3),
             "late_generations": self.late,
+            "foreign_observations": self.foreign_obs,
         }
         level = OK if self.generation else WARN
         text = "running" if self.generation else "waiting for observations"

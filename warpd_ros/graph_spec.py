@@ -9,7 +9,10 @@ arguments. Pure Python: importable without launch_ros.
 from __future__ import annotations
 
 import re
+import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # What a graph does when one of its processes exits. The launch files (warpd_ros.launch_util)
 # and the runner (warpd_ros.graph) both follow these two rules, so `ros2 launch` and
@@ -100,13 +103,50 @@ PUSHT_SIM_ARGS: tuple[LaunchArg, ...] = (
 ) + PLACEMENT_ARGS
 
 
-def _bool(v: str) -> bool:
+def _bool(v: str, name: str = "") -> bool:
     s = str(v).strip().lower()
     if s in ("1", "true", "yes", "on"):
         return True
     if s in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"expected true/false, got {v!r}")
+    raise ValueError(f"{name + ':=' if name else ''}{v}: expected true or false")
+
+
+def _number(a: dict[str, str], name: str, kind=int, low: float | None = None):
+    """``a[name]`` as ``kind``; ValueError naming the argument (not "invalid literal for int()")."""
+    try:
+        v = kind(a[name])
+    except ValueError:
+        raise ValueError(f"{name}:={a[name]}: expected {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise ValueError(f"{name}:={a[name]}: expected a finite number")
+    if low is not None and v < low:
+        raise ValueError(f"{name}:={a[name]}: must be >= {low}")
+    return v
+
+
+def check_params_file(path: str) -> None:
+    """A user params file must exist and be a YAML mapping; otherwise every node would die in
+    rcl with a traceback of its own. ValueError with one line naming the file."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"params_file:={path}: no such file")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"params_file:={path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) and "ros__parameters" in v for v in doc.values()):
+        raise ValueError(f"params_file:={path}: expected '<node name>: ros__parameters: {{...}}' entries")
+
+
+def model_id_of(bundle: str) -> str:
+    """The bundle's model id ('' when it cannot be read: the generator then fails with the reason)."""
+    try:
+        return str(json.loads((Path(bundle) / "bundle.json").read_text())["model_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def stream_qos(mode: str) -> str:
@@ -166,12 +206,16 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
     a = resolve_args(args)
     qos = stream_qos(a["mode"])
     lockstep = a["mode"] == "lockstep"
-    perturb = _bool(a["perturbation"])
+    if a["mode"] not in ("lockstep", "realtime"):
+        raise ValueError(f"mode must be lockstep or realtime, got {a['mode']!r}")
+    perturb = _bool(a["perturbation"], "perturbation")
     model = a["model"] or shipped_model()
-    horizon = int(a["horizon"])
-    seed = int(a["seed"])
+    horizon = _number(a, "horizon", low=0)
+    seed = _number(a, "seed", low=0)
     if a["backend"] not in ("torch", "onnx"):
         raise ValueError(f"backend must be torch or onnx, got {a['backend']!r}")
+    if a["params_file"]:
+        check_params_file(a["params_file"])
     nodes = [
         NodeSpec(
             "generator",
@@ -184,7 +228,8 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
             "controller",
             "warpd_controller",
             "config/pusht_controller.yaml",
-            {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon)},
+            {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon),
+             "expected_model_id": model_id_of(model)},
         ),
         NodeSpec(
             "pusht_sim",
@@ -192,11 +237,11 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
             "config/pusht_sim.yaml",
             {
                 "mode": a["mode"],
-                "rate_hz": float(a["rate_hz"]),
-                "episodes": int(a["episodes"]),
+                "rate_hz": _number(a, "rate_hz", float),
+                "episodes": _number(a, "episodes", low=0),
                 "seed": seed,
-                "max_steps": int(a["max_steps"]),
-                "headless": _bool(a["headless"]),
+                "max_steps": _number(a, "max_steps", low=1),
+                "headless": _bool(a["headless"], "headless"),
                 "record": a["record"],
                 "wait_for_perturbation": perturb and lockstep,
                 "obs_qos": qos,
@@ -210,8 +255,8 @@ def pusht_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
                 a["perturbation_executable"],
                 "perturbation",
                 "config/pusht_perturbation.yaml",
-                {"magnitude": float(a["magnitude"]), "probability": float(a["probability"]), "seed": seed + 7919,
-                 "obs_qos": qos},
+                {"magnitude": _number(a, "magnitude", float), "probability": _number(a, "probability", float),
+                 "seed": seed + 7919, "obs_qos": qos},
                 package=a["perturbation_package"],
             )
         )
@@ -248,23 +293,28 @@ def robosuite_sim_graph(args: dict[str, str]) -> list[NodeSpec]:
     if not a["model"]:
         raise ValueError("model:= is required for the robosuite graph (train one: see README)")
     lockstep = a["mode"] == "lockstep"
-    perturb = _bool(a["perturbation"])
-    horizon, seed = int(a["horizon"]), int(a["seed"])
+    perturb = _bool(a["perturbation"], "perturbation")
+    horizon, seed = _number(a, "horizon", low=0), _number(a, "seed", low=0)
+    if a["params_file"]:
+        check_params_file(a["params_file"])
     nodes = [
         NodeSpec("generator", "warpd_generator", "config/robosuite_generator.yaml",
                  {"bundle": a["model"], "horizon": horizon, "seed": seed, "lead_steps": 0 if lockstep else -1, "obs_qos": qos}),
         NodeSpec("controller", "warpd_controller", f"config/robosuite_{a['task']}_controller.yaml",
-                 {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon)}),
+                 {"mode": a["mode"], "obs_qos": qos, "max_policy_age": max(256, 2 * horizon),
+                  "expected_model_id": model_id_of(a["model"])}),
         NodeSpec("robosuite_sim", "robosuite_sim", "config/robosuite_sim.yaml",
-                 {"task": a["task"], "mode": a["mode"], "rate_hz": float(a["rate_hz"]), "episodes": int(a["episodes"]),
-                  "seed": seed, "max_steps": int(a["max_steps"]), "action_source": a["action_source"],
+                 {"task": a["task"], "mode": a["mode"], "rate_hz": _number(a, "rate_hz", float),
+                  "episodes": _number(a, "episodes", low=0), "seed": seed, "max_steps": _number(a, "max_steps", low=1),
+                  "action_source": a["action_source"],
                   "command_topic": a["command_topic"], "wait_for_perturbation": perturb and lockstep, "obs_qos": qos},
                  on_exit=ENDS_GRAPH),
     ]
     if perturb:
         nodes.append(NodeSpec(a["perturbation_executable"], "ee_perturbation", "config/robosuite_ee_perturbation.yaml",
-                              {"probability": float(a["probability"]), "translation": float(a["translation"]),
-                               "rotation": float(a["rotation"]), "seed": seed + 7919, "obs_qos": qos},
+                              {"probability": _number(a, "probability", float),
+                               "translation": _number(a, "translation", float),
+                               "rotation": _number(a, "rotation", float), "seed": seed + 7919, "obs_qos": qos},
                               package=a["perturbation_package"]))
     return _place(nodes, a)
 
@@ -283,15 +333,19 @@ def robot_graph(args: dict[str, str]) -> list[NodeSpec]:
     a = resolve_args(args, ROBOT_ARGS)
     if not a["params_file"]:
         raise ValueError("params_file:= is required (start from config/robot_arm_example.yaml)")
-    auto = _bool(a["autostart"])
+    check_params_file(a["params_file"])
+    auto = _bool(a["autostart"], "autostart")
     nodes = []
-    if _bool(a["generator"]):
+    if _bool(a["generator"], "generator"):
         gen = {"autostart": auto}
         if a["model"]:
             gen["bundle"] = a["model"]
         nodes.append(NodeSpec("generator", "warpd_generator", None, gen))
-    if _bool(a["controller"]):
-        nodes.append(NodeSpec("controller", "warpd_controller", None, {"autostart": auto}))
+    if _bool(a["controller"], "controller"):
+        ctl = {"autostart": auto}
+        if a["model"] and model_id_of(a["model"]):
+            ctl["expected_model_id"] = model_id_of(a["model"])
+        nodes.append(NodeSpec("controller", "warpd_controller", None, ctl))
     if not nodes:
         raise ValueError("generator:=false and controller:=false leave nothing to start")
     return _place(nodes, a)

@@ -28,7 +28,7 @@ from rclpy.node import Node
 from warpd_core.envs.pusht import PushTEnv
 from warpd_ros import qos
 from warpd_ros.msg import Action, EpisodeResult, Observation, Perturbation
-from warpd_ros.params import declare
+from warpd_ros.params import check_all, choice, declare
 from warpd_ros.sim_main import run_simulation
 from warpd_ros.stats import LatencyWindow
 
@@ -36,22 +36,22 @@ from warpd_ros.stats import LatencyWindow
 class PushTSimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("pusht_sim", **kwargs)
-        p = lambda *a: declare(self, *a)  # noqa: E731
-        self.mode = p("mode", "lockstep", "lockstep or realtime.")
-        if self.mode not in ("lockstep", "realtime"):
-            raise ValueError(f"parameter mode must be lockstep or realtime, got {self.mode!r}")
-        self.rate_hz = p("rate_hz", 10.0, "Realtime mode: steps per second.")
-        self.episodes = p("episodes", 3, "Episodes to run before exiting (0 = forever).")
-        self.seed = p("seed", 0, "Seed of the first episode; episode k uses seed + k.")
-        self.max_steps = p("max_steps", 300, "Maximum steps per episode.")
+        # every parameter is read here, once: read-only afterwards (a SetParameters would change nothing)
+        p = lambda *a, **kw: declare(self, *a, read_only=True, **kw)  # noqa: E731
+        self.mode = p("mode", "lockstep", "lockstep or realtime.", check=choice("lockstep", "realtime"))
+        self.rate_hz = p("rate_hz", 10.0, "Realtime mode: steps per second.", range=(0.01, 10_000.0))
+        self.episodes = p("episodes", 3, "Episodes to run before exiting (0 = forever).", range=(0, 2**31 - 1))
+        self.seed = p("seed", 0, "Seed of the first episode; episode k uses seed + k.", range=(0, 2**31 - 1))
+        self.max_steps = p("max_steps", 300, "Maximum steps per episode.", range=(1, 2**31 - 1))
         self.wait_pert = p("wait_for_perturbation", False, "Lockstep: also wait for the Perturbation of each step.")
-        self.action_timeout = p("action_timeout", 2.0, "Lockstep: seconds before an unanswered observation is re-sent.")
+        self.action_timeout = p("action_timeout", 2.0, "Lockstep: seconds before an unanswered observation is re-sent.",
+                                range=(0.001, 3600.0))
         self.headless = p("headless", True, "false: show the simulation in a window.")
         self.record = p("record", "", "Write a GIF/MP4 of the first episode here ('' = none).")
         self.summary_path = p("summary", "", "Append one JSON line per episode to this file ('' = none).")
-        obs_qos = p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor.")
-        if self.rate_hz <= 0 or self.max_steps <= 0 or self.episodes < 0:
-            raise ValueError("rate_hz and max_steps must be positive and episodes >= 0")
+        obs_qos = p("obs_qos", "reliable", "QoS of observation/action topics: reliable or sensor.",
+                    check=choice("reliable", "sensor"))
+        check_all(self)  # ValueError naming the parameter: run_simulation prints it and exits 2
 
         self.env = PushTEnv(max_steps=self.max_steps)
         self.sim_epoch = secrets.randbits(63)
@@ -158,8 +158,11 @@ class PushTSimNode(Node):
         if msg.sim_epoch != self.sim_epoch or msg.episode != self.episode or self.finished:
             return  # an answer to an earlier run or episode
         a = np.frombuffer(msg.data, dtype=np.float64)
-        if a.shape != (2,) or not np.all(np.isfinite(a)):
-            self.get_logger().warn(f"ignoring malformed action for seq {msg.seq}: shape {a.shape}")
+        if a.shape != (2,):
+            self.get_logger().warn(f"ignoring malformed action for seq {msg.seq}: shape {a.shape}, expected (2,)")
+            return
+        if not np.all(np.isfinite(a)):
+            self.get_logger().warn(f"ignoring non-finite action for seq {msg.seq}: {a.tolist()}")
             return
         if msg.seq == self.seq:
             self.rtt.add(time.perf_counter() - self._sent_at)

@@ -44,35 +44,33 @@ from std_msgs.msg import Float64MultiArray
 from warpd_core.envs.robosuite_env import ACTION_DIM, JOINT_NAMES, TASKS, RobosuiteEnv
 from warpd_ros import qos
 from warpd_ros.msg import Action, EpisodeResult, Observation, Perturbation
-from warpd_ros.params import declare
+from warpd_ros.params import check_all, choice, declare
 from warpd_ros.sim_main import run_simulation
 
 
 class RobosuiteSimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("robosuite_sim", **kwargs)
-        p = lambda *a: declare(self, *a)  # noqa: E731
-        self.task = p("task", "lift", "robosuite task: lift or can.")
-        self.mode = p("mode", "lockstep", "lockstep or realtime.")
-        self.rate_hz = p("rate_hz", 20.0, "Realtime mode: steps per second (the env's control rate is 20 Hz).")
-        self.episodes = p("episodes", 3, "Episodes to run before exiting (0 = forever).")
-        self.seed = p("seed", 0, "Seed of the first episode; episode k uses seed + k.")
-        self.max_steps = p("max_steps", 400, "Maximum steps per episode (robomimic: 400).")
-        self.source = p("action_source", "warpd", "Where actions come from: warpd (Action on 'action') or commands (Float64MultiArray on command_topic).")
+        # every parameter is read here, once: read-only afterwards (a SetParameters would change nothing)
+        p = lambda *a, **kw: declare(self, *a, read_only=True, **kw)  # noqa: E731
+        self.task = p("task", "lift", "robosuite task: lift or can.", check=choice(*sorted(TASKS)))
+        self.mode = p("mode", "lockstep", "lockstep or realtime.", check=choice("lockstep", "realtime"))
+        self.rate_hz = p("rate_hz", 20.0, "Realtime mode: steps per second (the env's control rate is 20 Hz).",
+                         range=(0.01, 10_000.0))
+        self.episodes = p("episodes", 3, "Episodes to run before exiting (0 = forever).", range=(0, 2**31 - 1))
+        self.seed = p("seed", 0, "Seed of the first episode; episode k uses seed + k.", range=(0, 2**31 - 1))
+        self.max_steps = p("max_steps", 400, "Maximum steps per episode (robomimic: 400).", range=(1, 2**31 - 1))
+        self.source = p("action_source", "warpd", "Where actions come from: warpd (Action on 'action') or commands "
+                        "(Float64MultiArray on command_topic).", check=choice("warpd", "commands"))
         command_topic = p("command_topic", "/forward_command_controller/commands", "Float64MultiArray action topic for action_source=commands.")
         self.frame_id = p("frame_id", "world", "frame_id of ee_pose / object_pose.")
         self.wait_pert = p("wait_for_perturbation", False, "Lockstep: also wait for the Perturbation of each step.")
-        self.action_timeout = p("action_timeout", 2.0, "Lockstep: seconds before an unanswered observation is re-sent.")
+        self.action_timeout = p("action_timeout", 2.0, "Lockstep: seconds before an unanswered observation is re-sent.",
+                                range=(0.001, 3600.0))
         self.summary_path = p("summary", "", "Append one JSON line per episode to this file ('' = none).")
-        obs_qos = p("obs_qos", "reliable", "QoS of observation/action/command topics: reliable or sensor.")
-        if self.task not in TASKS:
-            raise ValueError(f"parameter task must be one of {sorted(TASKS)}, got {self.task!r}")
-        if self.mode not in ("lockstep", "realtime"):
-            raise ValueError(f"parameter mode must be lockstep or realtime, got {self.mode!r}")
-        if self.source not in ("warpd", "commands"):
-            raise ValueError(f"parameter action_source must be warpd or commands, got {self.source!r}")
-        if self.rate_hz <= 0 or self.max_steps <= 0 or self.episodes < 0:
-            raise ValueError("rate_hz and max_steps must be positive and episodes >= 0")
+        obs_qos = p("obs_qos", "reliable", "QoS of observation/action/command topics: reliable or sensor.",
+                    check=choice("reliable", "sensor"))
+        check_all(self)  # ValueError naming the parameter: run_simulation prints it and exits 2
 
         self.env = RobosuiteEnv(self.task, horizon=self.max_steps)
         self.sim_epoch = secrets.randbits(63)

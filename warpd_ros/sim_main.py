@@ -7,6 +7,8 @@ import time
 
 import rclpy
 import rclpy.duration
+import rclpy.exceptions
+import rclpy.executors
 
 from warpd_ros import process
 
@@ -21,7 +23,7 @@ def run_simulation(node_class, name: str, args=None) -> int:
     process.init(args)
     try:
         node = node_class()
-    except ValueError as e:
+    except (ValueError, rclpy.exceptions.ParameterException) as e:  # a bad parameter: one line naming it
         print(f"{name}: configuration error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2

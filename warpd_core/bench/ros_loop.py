@@ -44,7 +44,7 @@ from warpd_core.bench.common import (
 
 OBS_DIM, ACT_DIM, HIDDEN, HORIZON = 5, 2, (256, 256), 16
 COLUMNS = ["phase", "rate_hz", "duration_s", "executor", "p50_us", "p99_us", "p999_us", "max_us", "deadline_miss_pct",
-           "lost", "late", "policy_actions_pct", "policies_seen", "cpu_controller_pct", "cpu_generator_pct",
+           "lost", "late", "policy_actions_pct", "policies_seen", "cpu_controller_pct", "cpu_controller_us_per_step", "cpu_generator_pct",
            "cpu_driver_pct", "rss_controller_mb"]
 
 
@@ -166,6 +166,9 @@ def row_of(res: dict) -> dict:
             row[f"rss_{name}_mb"] = procs[name]["rss_mb"]
             row[f"hwm_{name}_mb"] = procs[name]["hwm_mb"]
             row[f"libtorch_in_{name}"] = procs[name]["libtorch_loaded"]
+    if "controller" in procs and res.get("rate_hz"):
+        # CPU time of the whole controller process (executor, DDS threads, BLAS) per control step
+        row["cpu_controller_us_per_step"] = round(procs["controller"]["cpu_pct"] * 1e4 / res["rate_hz"], 1)
     if not res.get("ok"):
         row["error"] = res.get("error", "failed")
     return row

@@ -8,6 +8,16 @@ Horizon protocol (DESIGN.md, "Runtime contract"):
   when the active policy has run its horizon (``age >= horizon``), when there is no active
   policy, or when the active one belongs to an earlier episode. Until then the current
   policy keeps running: it is closed-loop.
+* Episodes are keyed by ``(sim_epoch, episode)``: a restarted simulation numbers its episodes
+  from 0 again, so the index alone does not tell runs apart. A policy conditioned on another
+  episode is never used for this one: it is staged aside and dropped when its episode does
+  not come; until this episode's first policy is there, the safe action is sent.
+* ``hold`` repeats the last action sent in this episode; before anything was sent there is
+  nothing to hold, and the step says so (``StepOutput.nothing_to_hold``): the node publishes
+  nothing rather than a default that could move the robot.
+* With ``generator_timeout`` > 0 the controller follows one generator run (epoch) at a time:
+  another run's policies are rejected while the followed one has delivered a policy within
+  the last ``generator_timeout`` seconds (:class:`~warpd_core.runtime.follow.RunFollower`).
 * ``age`` counts control steps since installation. At ``age >= max_policy_age`` the
   controller sends the safe action and raises ``stale`` until a new policy is installed.
 * Every action is finite and clamped to ``[action_low, action_high]``. A policy whose output
@@ -27,6 +37,7 @@ from typing import Optional
 import numpy as np
 
 from warpd_core.policy.spec import ACTIVATIONS, MLPPolicy, PolicySpec
+from warpd_core.runtime.follow import RunFollower
 
 SOURCE_POLICY = 0
 SOURCE_SAFE = 1
@@ -50,6 +61,8 @@ class ControllerConfig:
         max_weights: reject weight vectors longer than this (resource bound).
         obs_low / obs_high: optional observation range; outside it the observation is rejected.
         max_policy_failures: consecutive non-finite outputs after which a policy is dropped.
+        generator_timeout: seconds the followed generator run must be silent before another
+            run's policies are accepted (0: accept any run; the offline harness has one).
     """
 
     obs_dim: int
@@ -64,14 +77,18 @@ class ControllerConfig:
     obs_low: list = field(default_factory=list)
     obs_high: list = field(default_factory=list)
     max_policy_failures: int = 3
+    generator_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         if int(self.obs_dim) <= 0 or int(self.act_dim) <= 0:
             raise ValueError(f"obs_dim and act_dim must be positive, got {self.obs_dim}, {self.act_dim}")
         if self.safe_mode not in SAFE_MODES:
             raise ValueError(f"safe_mode must be one of {SAFE_MODES}, got {self.safe_mode!r}")
-        if int(self.max_policy_age) <= 0:
-            raise ValueError(f"max_policy_age must be positive, got {self.max_policy_age}")
+        for name in ("max_policy_age", "max_weights", "max_policy_failures"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.generator_timeout) and self.generator_timeout >= 0):
+            raise ValueError(f"generator_timeout must be finite and >= 0, got {self.generator_timeout}")
         self.low = self._vec("action_low", self.action_low, self.act_dim)
         self.high = self._vec("action_high", self.action_high, self.act_dim)
         if np.any(self.low > self.high):
@@ -90,14 +107,21 @@ class ControllerConfig:
             self.safe = np.where((self.low > 0) | (self.high < 0), mid, self.safe)
         self.olow = self._vec("obs_low", self.obs_low, self.obs_dim) if len(self.obs_low) else None
         self.ohigh = self._vec("obs_high", self.obs_high, self.obs_dim) if len(self.obs_high) else None
+        if self.olow is not None and self.ohigh is not None and np.any(self.olow > self.ohigh):
+            raise ValueError(f"obs_low {self.olow.tolist()} exceeds obs_high {self.ohigh.tolist()}")
 
     @staticmethod
     def _vec(name: str, values, n: int) -> np.ndarray:
+        """Per-dimension vector (1 entry broadcasts); NaN is never a bound (every comparison
+        with it is false, so it would let anything through). Infinite bounds are the library
+        default; the controller node requires finite ones."""
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size == 1:
             v = np.full(n, float(v[0]))
         if v.size != n:
             raise ValueError(f"{name} must have 1 or {n} entries, got {v.size}")
+        if np.any(np.isnan(v)):
+            raise ValueError(f"{name} must not contain NaN, got {v.tolist()}")
         return v
 
 
@@ -115,6 +139,12 @@ class PolicyCandidate:
     obs_seq: int = 0
     episode: int = -1  # episode of the conditioning observation (-1: unknown)
     task_id: int = -1
+    sim_epoch: int = 0  # simulation run of the conditioning observation (0: unknown)
+
+    @property
+    def key(self) -> tuple | None:
+        """(sim_epoch, episode) it was conditioned on; None when unknown (fits any episode)."""
+        return None if self.episode < 0 else (int(self.sim_epoch), int(self.episode))
 
 
 def _all_finite(x: np.ndarray, zeros: np.ndarray) -> bool:
@@ -135,17 +165,18 @@ class StepOutput:
     generation: int  # generation of the policy that produced it (0 for none)
     policy_age: int
     reason: str = ""  # why the safe action was sent ('' when from the policy)
+    nothing_to_hold: bool = False  # safe_mode hold, nothing sent yet this episode: send nothing
 
 
 class _Active:
-    __slots__ = ("policy", "generation", "epoch", "horizon", "episode", "age", "failures", "model_id")
+    __slots__ = ("policy", "generation", "epoch", "horizon", "key", "age", "failures", "model_id")
 
     def __init__(self, cand: PolicyCandidate, policy: MLPPolicy):
         self.policy = policy
         self.generation = int(cand.generation)
         self.epoch = int(cand.generator_epoch)
         self.horizon = int(cand.horizon)
-        self.episode = int(cand.episode)
+        self.key = cand.key
         self.model_id = cand.model_id
         self.age = 0
         self.failures = 0
@@ -157,8 +188,12 @@ class ControllerCore:
     def __init__(self, cfg: ControllerConfig):
         self.cfg = cfg
         self._active: Optional[_Active] = None
-        self._pending: Optional[tuple[PolicyCandidate, MLPPolicy]] = None
+        self._pending: Optional[tuple[PolicyCandidate, MLPPolicy]] = None  # fits the current episode
+        self._early: Optional[tuple[PolicyCandidate, MLPPolicy]] = None  # conditioned on another episode
         self._episode = -1
+        self._sim_epoch = 0
+        self._newest: Optional[tuple[int, int]] = None  # (generator_epoch, generation) last accepted
+        self.generators = RunFollower(cfg.generator_timeout)
         self._action = np.zeros(cfg.act_dim, dtype=np.float64)
         self._last_sent: Optional[np.ndarray] = None
         self._last_valid: Optional[np.ndarray] = None
@@ -196,30 +231,48 @@ class ControllerCore:
             return f"model_id {c.model_id!r} != expected {cfg.expected_model_id!r}"
         if int(c.horizon) <= 0:
             return f"horizon {c.horizon} must be positive"
-        if self._pending is not None:
-            newest = (int(self._pending[0].generator_epoch), int(self._pending[0].generation))
-        elif self._active is not None:
-            newest = (self._active.epoch, self._active.generation)
-        else:
-            newest = None
         # Generations are ordered within one generator run (epoch); a restarted generator
         # starts a new epoch and its generation numbers start again.
+        newest = self._newest
         if newest is not None and int(c.generator_epoch) == newest[0] and int(c.generation) <= newest[1]:
             return f"generation {c.generation} not newer than {newest[1]}"
         if not np.all(np.isfinite(c.weights)):
             return "non-finite weights"
         return ""
 
-    def offer_policy(self, c: PolicyCandidate) -> str:
-        """Validate and stage ``c``. Returns '' when accepted, else the rejection reason."""
+    def count_rejection(self, key: str) -> None:
+        """Count a policy the node rejected before it could be decoded (e.g. an oversized message)."""
+        self.rejected[key] = self.rejected.get(key, 0) + 1
+
+    def offer_policy(self, c: PolicyCandidate, now: float = 0.0) -> str:
+        """Validate and stage ``c`` (received at ``now``, seconds on any monotonic clock).
+        Returns '' when accepted, else the rejection reason."""
+        epoch = int(c.generator_epoch)
+        if not self.generators.allows(epoch, now):
+            self.count_rejection("foreign_generator")
+            return (f"generator epoch {epoch} while following epoch {self.generators.run}, which sent a policy "
+                    f"{self.generators.silent_for(now):.2f} s ago (generator_timeout {self.cfg.generator_timeout} s)")
         reason = self.validate(c)
         if reason:
-            key = reason.split(" ")[0] if not reason.startswith("generation") else "stale_generation"
-            self.rejected[key] = self.rejected.get(key, 0) + 1
+            self.count_rejection(reason.split(" ")[0] if not reason.startswith("generation") else "stale_generation")
             return reason
+        self.generators.heard(epoch, now)
+        self._newest = (epoch, int(c.generation))
         spec = PolicySpec.from_layer_sizes(c.layer_sizes, c.activation)
-        self._pending = (c, MLPPolicy(spec, c.weights))
+        staged = (c, MLPPolicy(spec, c.weights))
+        if self._fits(c.key):
+            self._pending = staged
+        else:  # for an episode this controller has not seen yet (or never will)
+            self._early = staged
         return ""
+
+    def _fits(self, key: tuple | None) -> bool:
+        """Was a policy with this (sim_epoch, episode) key conditioned on the current episode?
+        Unknown keys (and sim_epoch 0, unknown run) fit by episode index alone."""
+        if key is None or self._episode < 0:
+            return True
+        sim, ep = key
+        return ep == self._episode and (sim == 0 or self._sim_epoch == 0 or sim == self._sim_epoch)
 
     def needs_policy(self) -> bool:
         """True when the next step would want a new policy and none is pending.
@@ -230,24 +283,23 @@ class ControllerCore:
         if self._pending is not None:
             return False
         a = self._active
-        return (a is None or a.age >= a.horizon or self._outdated
-                or (self._episode >= 0 and a.episode not in (-1, self._episode)))
+        return a is None or a.age >= a.horizon or self._outdated or not self._fits(a.key)
 
-    def new_episode(self, episode: int) -> None:
+    def new_episode(self, episode: int, sim_epoch: int = 0) -> None:
         """Mark the start of an episode: the next policy conditioned on it replaces the active one.
 
-        The active policy is outdated whatever its episode index: a restarted simulation
-        numbers its episodes from 0 again, so "same index" does not mean "same episode". A staged
-        policy for another episode index is dropped; one for this index is kept (it may have
-        arrived just before the episode's first observation).
+        The active policy is outdated whatever its key: it answers no step of this episode. A
+        staged policy conditioned on another (sim_epoch, episode) is dropped; one for this episode
+        is kept (it may have arrived just before the episode's first observation).
         """
         self._episode = int(episode)
+        self._sim_epoch = int(sim_epoch)
         self._last_sent = None
         self._last_valid = None
         self._outdated = self._active is not None
-        p = self._pending
-        if p is not None and p[0].episode >= 0 and p[0].episode != self._episode:
-            self._pending = None
+        staged = [s for s in (self._pending, self._early) if s is not None and self._fits(s[0].key)]
+        self._pending = max(staged, key=lambda s: int(s[0].generation)) if staged else None
+        self._early = None
 
     def _maybe_install(self) -> None:
         p = self._pending
@@ -255,7 +307,7 @@ class ControllerCore:
             return
         a = self._active
         cand = p[0]
-        newer_episode = a is not None and cand.episode >= 0 and cand.episode != a.episode
+        newer_episode = a is not None and cand.key is not None and cand.key != a.key
         if a is None or a.age >= a.horizon or newer_episode or self._outdated:
             prev_age = -1 if a is None else a.age
             self._active = _Active(cand, p[1])
@@ -282,25 +334,31 @@ class ControllerCore:
     def _safe(self, reason: str) -> StepOutput:
         cfg = self.cfg
         mode = cfg.safe_mode
+        nothing = False
         if mode == "hold" and self._last_sent is not None:
             src = self._last_sent
         elif mode == "last_valid" and self._last_valid is not None:
             src = self._last_valid
         else:
             src = cfg.safe
+            nothing = mode == "hold"
         np.copyto(self._action, src)
         self.safe_steps += 1
         a = self._active
-        return StepOutput(self._action, SOURCE_SAFE, 0 if a is None else a.generation, 0 if a is None else a.age, reason)
+        return StepOutput(self._action, SOURCE_SAFE, 0 if a is None else a.generation, 0 if a is None else a.age, reason,
+                          nothing_to_hold=nothing)
+
+    def _sent(self, out: StepOutput) -> StepOutput:
+        if not out.nothing_to_hold:  # what `hold` repeats: only an action that was actually sent
+            if self._last_sent is None:
+                self._last_sent = np.empty(self.cfg.act_dim)
+            np.copyto(self._last_sent, out.action)
+        return out
 
     def safe_step(self, reason: str) -> StepOutput:
         """The safe action for a step the node decided not to compute (stale input, no
         observation, deactivation); counted like any other safe step."""
-        out = self._safe(reason)
-        if self._last_sent is None:
-            self._last_sent = np.empty(self.cfg.act_dim)
-        np.copyto(self._last_sent, out.action)
-        return out
+        return self._sent(self._safe(reason))
 
     def check_obs(self, obs: np.ndarray) -> str:
         cfg = self.cfg
@@ -322,11 +380,7 @@ class ControllerCore:
         self._maybe_install()
         obs = np.asarray(obs)
         bad = self.check_obs(obs)
-        out = self._step_checked(obs, bad)
-        if self._last_sent is None:
-            self._last_sent = np.empty(self.cfg.act_dim)
-        np.copyto(self._last_sent, out.action)
-        return out
+        return self._sent(self._step_checked(obs, bad))
 
     def _step_checked(self, obs: np.ndarray, bad: str) -> StepOutput:
         a = self._active
@@ -337,6 +391,8 @@ class ControllerCore:
             return self._safe(bad)
         if a is None:
             return self._safe("no policy yet")
+        if self._outdated or not self._fits(a.key):
+            return self._safe("no policy for this episode yet")
         if a.age >= self.cfg.max_policy_age:
             if not self._stale:
                 self._stale = True
