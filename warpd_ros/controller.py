@@ -43,6 +43,7 @@ from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 
 from warpd_core.runtime.command_limits import CommandLimiter
 from warpd_core.runtime.controller import SOURCE_SAFE, ControllerConfig, ControllerCore
+from warpd_core.runtime.rate import RateMonitor, rate_status
 from warpd_ros import qos
 from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class
 from warpd_ros.conversions import candidate_from_msg
@@ -90,6 +91,11 @@ class ControllerNode(Node):
         p("output.frame_id", "", "Header frame_id of the command (PoseStamped / JointTrajectory).")
         p("control_period", 0.01, "Hardware: seconds per control step (rate limit, JointTrajectory time_from_start).")
         p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).")
+        # the model's control rate against the trigger input's (warpd_core.runtime.rate)
+        p("trigger_decimation", 1, "Hardware: act on every N-th message of the first input (e.g. 10 for a 10 Hz model on 100 Hz joint_states).")
+        p("model_rate_hz", 0.0, "Control rate the model expects (0 = the control_rate_hz its policies carry, from bundle.json).")
+        p("rate_tolerance", 0.1, "Relative difference between the control rate and the model's beyond which /diagnostics warns.")
+        p("rate_error_tolerance", 0.5, "Relative difference beyond which /diagnostics reports ERROR.")
         p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it (joint names, sizes); 0 = skip.")
         # Process-level real-time options, applied by main() (warpd_ros.sched).
         self.executor_kind = p("executor", "events", "events (rclpy.experimental.EventsExecutor, driven with spin_once: lower latency) or single (SingleThreadedExecutor).")
@@ -137,6 +143,16 @@ class ControllerNode(Node):
         if self.period <= 0:
             raise ValueError(f"parameter control_period must be positive, got {self.period}")
         stream = qos.stream(g("obs_qos"))
+        self._decimation = int(g("trigger_decimation"))
+        if self._decimation < 1:
+            raise ValueError(f"parameter trigger_decimation must be >= 1, got {self._decimation}")
+        self._rate_tol = (float(g("rate_tolerance")), float(g("rate_error_tolerance")))
+        if not 0 < self._rate_tol[0] <= self._rate_tol[1]:
+            raise ValueError(f"parameters rate_tolerance / rate_error_tolerance must satisfy 0 < tolerance <= error "
+                             f"tolerance, got {self._rate_tol}")
+        self._model_hz_param = float(g("model_rate_hz"))
+        self._model_hz = self._model_hz_param
+        self._trigger_rate = RateMonitor()
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
@@ -266,6 +282,8 @@ class ControllerNode(Node):
         if reason:
             self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
+        if self._model_hz_param <= 0:
+            self._model_hz = float(msg.control_rate_hz)
         if self._held is not None and not self.core.needs_policy():
             obs_msg, t_recv = self._held
             self._held = None
@@ -303,6 +321,9 @@ class ControllerNode(Node):
         if not trigger:
             return
         self._last_obs_t = time.monotonic()
+        self._trigger_rate.tick(self._last_obs_t)
+        if (self._trigger_rate.count - 1) % self._decimation:
+            return  # decimated: this message only refreshed the input
         stale = self.assembler.stale()
         self._stale_input = stale
         m = self._obs_msg
@@ -433,6 +454,9 @@ class ControllerNode(Node):
             "gc_collections": "/".join(str(n) for n in self._gc.collections),
             "gc_max_pause_ms": round(self._gc.max_pause_s * 1e3, 3),
             "gc_frozen_objects": gc.get_freeze_count(),
+            "trigger_rate_hz": round(self._trigger_rate.rate_hz(), 3),
+            "trigger_decimation": self._decimation,
+            "model_rate_hz": self._model_hz,
         }
 
     def publish_diagnostics(self) -> None:
@@ -451,6 +475,11 @@ class ControllerNode(Node):
             level, text = WARN, "inactive"
         else:
             level, text = OK, "running"
+        if self.hardware:
+            r_level, r_text = rate_status(self._trigger_rate.rate_hz(), self._decimation, self._model_hz, *self._rate_tol)
+            order = (OK, WARN, ERROR)  # diagnostic_msgs levels are bytes; rate_status's are 0 / 1 / 2
+            if r_level > order.index(level):
+                level, text = order[r_level], r_text
         self.diag.publish(level, text, self.stats())
 
 
