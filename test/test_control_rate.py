@@ -126,7 +126,9 @@ def test_controller_reports_a_model_rate_mismatch_and_decimation_fixes_it(bundle
     assert statuses, "no controller diagnostics"
     last = statuses[-1]
     values = {kv.key: kv.value for kv in last.values}
-    assert _level(last) == 2 and "10 Hz" in last.message and "trigger_decimation 10" in last.message, last.message
+    # (the hint is round(measured / 10): 10 on an idle machine; a loaded one delivered 74 Hz -> 7)
+    assert _level(last) == 2 and "model's 10 Hz" in last.message and "set trigger_decimation" in last.message, \
+        last.message
     assert float(values["model_rate_hz"]) == 10.0 and 60 <= float(values["trigger_rate_hz"]) <= 110
     assert len(cmds) / seconds > 50
     # trigger_decimation 10: the controller acts on every 10th joint state, at the model's rate
@@ -134,4 +136,7 @@ def test_controller_reports_a_model_rate_mismatch_and_decimation_fixes_it(bundle
                                                       control_period=0.1)
     rate = len(cmds) / seconds
     assert 6 <= rate <= 11, f"{rate:.1f} commands/s with trigger_decimation 10 on 100 Hz joint states"
-    assert statuses and all("rate" not in s.message for s in statuses), [s.message for s in statuses]
+    # within 10 % on an idle machine; never the ERROR (> 50 %) of the undecimated run
+    assert statuses and not any(_level(s) == 2 and "differs" in s.message for s in statuses), \
+        [s.message for s in statuses]
+    assert all(float({kv.key: kv.value for kv in s.values}["trigger_decimation"]) == 10 for s in statuses)

@@ -157,8 +157,14 @@ def test_record_train_deploy_through_ros(tmp_path):
     demos = tmp_path / "demos.zarr"
     out = warpd("data", "from-bag", bag, "--params", rec_params, "--rate", "10", "--split", "marker",
                 "--marker-topic", "/episode", "--out", demos, "--quiet")
-    assert f"{n_episodes} episodes" in out, out
-    warpd("data", "inspect", demos)
+    from warpd_core.data.io import load_dataset
+
+    ds = load_dataset(demos)
+    # 6 marked episodes of 2.5 s at 10 Hz; a stretch where the loaded machine delayed the joint
+    # states past max_age is cut out (as the controller would send the safe action there)
+    assert n_episodes <= ds.n_episodes <= n_episodes + 2 and ds.n_steps >= n_episodes * 20, out
+    assert ds.state_dim == 14 and ds.action_dim == 7
+    assert "control rate: 10 Hz" in warpd("data", "inspect", demos)
     vae, diff, bundle = tmp_path / "vae", tmp_path / "diffusion", tmp_path / "bundle"
     t_train = time.monotonic()
     warpd("train", "vae", "--config", REPO / "config/train/synthetic_vae.yaml", "--out", vae, "--threads", "1",
@@ -205,4 +211,5 @@ def test_record_train_deploy_through_ros(tmp_path):
     assert err1 < 0.5 * err0, f"the learned policy did not drive the arm toward the goal ({err0:.3f} -> {err1:.3f})"
     last = diags_run[-1]
     values = {kv.key: kv.value for kv in last.values}
-    assert float(values["model_rate_hz"]) == 10.0 and "rate" not in last.message, last.message
+    level = last.level if isinstance(last.level, int) else int.from_bytes(last.level, "little")
+    assert float(values["model_rate_hz"]) == 10.0 and not (level == 2 and "differs" in last.message), last.message
