@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "warpd_core.train.cli",
     "warpd_core.export.cli",
     "warpd_core.data.cli",
+    "warpd_core.data.record_cli",
     "warpd_core.envs.cli",
     "warpd_core.eval.cli",
     "warpd_core.eval.compare",

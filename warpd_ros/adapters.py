@@ -229,3 +229,30 @@ def to_vector(msg, spec: InputSpec) -> np.ndarray:
     obs = np.zeros(spec.dim)
     InputAdapter(spec, obs, 0).update(msg)
     return obs
+
+
+def action_from_command(msg, spec: OutputSpec, act_dim: int) -> np.ndarray:
+    """The inverse of :meth:`OutputAdapter.fill`: a command message (recorded from the command
+    topic) -> the action vector the controller would have published it from. JointTrajectory
+    positions are taken by ``spec.joints`` name from the first point. Raises AdapterError."""
+    t = spec.type
+    if t == "std_msgs/Float64MultiArray":
+        if len(msg.data) != act_dim:
+            raise AdapterError(f"output {spec.topic}: Float64MultiArray has {len(msg.data)} values, act_dim is {act_dim}")
+        return np.asarray(msg.data, dtype=np.float64)
+    if t == "geometry_msgs/Twist":
+        return np.array([msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z])
+    if t == "geometry_msgs/PoseStamped":
+        out = np.zeros(7)
+        _pose_into(msg.pose, out)
+        return out
+    names = list(msg.joint_names)
+    missing = [j for j in spec.joints if j not in names]
+    if missing:
+        raise AdapterError(f"output {spec.topic}: joint(s) {missing} not in JointTrajectory (has {names})")
+    if not len(msg.points):
+        raise AdapterError(f"output {spec.topic}: JointTrajectory has no points")
+    pos = msg.points[0].positions
+    if len(pos) != len(names):
+        raise AdapterError(f"output {spec.topic}: JointTrajectory point has {len(pos)} positions for {len(names)} joints")
+    return np.array([pos[names.index(j)] for j in spec.joints], dtype=np.float64)

@@ -51,6 +51,7 @@ from rclpy.serialization import deserialize_message  # noqa: E402
 from warpd_core.runtime.command_limits import CommandLimiter  # noqa: E402
 from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore  # noqa: E402
 from warpd_core.runtime.follow import RunFollower  # noqa: E402
+from warpd_core.runtime.rate import RateMonitor, rate_status  # noqa: E402
 from warpd_ros import process, qos  # noqa: E402
 from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class  # noqa: E402
 from warpd_ros.conversions import candidate_from_msg  # noqa: E402
@@ -146,6 +147,15 @@ class ControllerNode(Node):
           range=(1e-6, 60.0))
         p("command_rate_limit", [], "Per-dimension maximum command change per second ([] = none).",
           check=vector("act_dim", empty=True, positive=True))
+        # the model's control rate against the trigger input's (warpd_core.runtime.rate)
+        p("trigger_decimation", 1, "Hardware: act on every N-th message of the first input (e.g. 10 for a 10 Hz model on "
+          "100 Hz joint_states).", range=(1, 100000))
+        p("model_rate_hz", 0.0, "Control rate the model expects (0 = the control_rate_hz its policies carry, from "
+          "bundle.json).", range=(0.0, 1e6))
+        p("rate_tolerance", 0.1, "Relative difference between the control rate and the model's beyond which "
+          "/diagnostics warns.", range=(1e-6, 100.0))
+        p("rate_error_tolerance", 0.5, "Relative difference beyond which /diagnostics reports ERROR.",
+          range=(1e-6, 100.0))
         p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it "
           "(joint names, sizes); 0 = skip.", range=(0.0, 60.0))
         # Process-level real-time options, applied by main() (warpd_ros.sched): start-up only.
@@ -198,6 +208,16 @@ class ControllerNode(Node):
         self.max_msg_bytes = 4 * cfg.max_weights + 65536  # weights + the message's other fields
         stream = qos.stream(g("obs_qos"))
         self.qos_watch = qos.IncompatibleQosWatch(self)
+        self._decimation = int(g("trigger_decimation"))
+        if self._decimation < 1:
+            raise ValueError(f"parameter trigger_decimation must be >= 1, got {self._decimation}")
+        self._rate_tol = (float(g("rate_tolerance")), float(g("rate_error_tolerance")))
+        if not 0 < self._rate_tol[0] <= self._rate_tol[1]:
+            raise ValueError(f"parameters rate_tolerance / rate_error_tolerance must satisfy 0 < tolerance <= error "
+                             f"tolerance, got {self._rate_tol}")
+        self._model_hz_param = float(g("model_rate_hz"))
+        self._model_hz = self._model_hz_param
+        self._trigger_rate = RateMonitor()
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
@@ -357,6 +377,8 @@ class ControllerNode(Node):
             self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
         self._policy_overdue = False
+        if self._model_hz_param <= 0:
+            self._model_hz = float(msg.control_rate_hz)
         if self.active and self._held is not None and not self.core.needs_policy():
             obs_msg, t_recv = self._held
             self._held = None
@@ -406,6 +428,9 @@ class ControllerNode(Node):
         if not trigger:
             return
         self._last_obs_t = time.monotonic()
+        self._trigger_rate.tick(self._last_obs_t)
+        if (self._trigger_rate.count - 1) % self._decimation:
+            return  # decimated: this message only refreshed the input
         stale = self.assembler.stale()
         self._stale_input = stale
         m = self._obs_msg
@@ -556,6 +581,9 @@ class ControllerNode(Node):
             "gc_collections": "/".join(str(n) for n in self._gc.collections),
             "gc_max_pause_ms": round(self._gc.max_pause_s * 1e3, 3),
             "gc_frozen_objects": gc.get_freeze_count(),
+            "trigger_rate_hz": round(self._trigger_rate.rate_hz(), 3),
+            "trigger_decimation": self._decimation,
+            "model_rate_hz": self._model_hz,
         }
 
     def publish_diagnostics(self) -> None:
@@ -586,6 +614,11 @@ class ControllerNode(Node):
                                  f"while following run {self.sources.run}")
         else:
             level, text = OK, "running"
+        if self.hardware:
+            r_level, r_text = rate_status(self._trigger_rate.rate_hz(), self._decimation, self._model_hz, *self._rate_tol)
+            order = (OK, WARN, ERROR)  # diagnostic_msgs levels are bytes; rate_status's are 0 / 1 / 2
+            if r_level > order.index(level):
+                level, text = order[r_level], r_text
         self.diag.publish(level, text, self.stats())
 
 

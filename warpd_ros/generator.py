@@ -116,6 +116,7 @@ class GeneratorNode(Node):
             want = int(g(name))
             if want and want != have:
                 raise ValueError(f"{bundle}/bundle.json: field '{name}' is {have}, the controller is configured for {want}")
+        self.control_rate_hz = float(self.gen.meta.get("control_rate_hz") or 0.0)  # sent with every policy
         horizon = int(g("horizon"))
         self.horizon = horizon if horizon > 0 else int(self.gen.horizon)
         self.lead_param = int(g("lead_steps"))
@@ -242,6 +243,7 @@ class GeneratorNode(Node):
         out.weights = float32_array(flat)
         latency = time.perf_counter() - t_recv
         out.generation_latency = float(latency)
+        out.control_rate_hz = self.control_rate_hz
         # Checked before publishing: once published, the next observation can arrive at once.
         # Late: the controller already acted on a step past the boundary with the old policy.
         # (With lead 0 the trigger is the boundary observation itself, so that step is always

@@ -2,6 +2,10 @@
 
     warpd data inspect PATH [--format F] [--state-key K] [--action-key K] [--obs-keys a,b] [--filter-key K]
     warpd data convert SRC DST [--overwrite] [--obs-key state] [--env-args JSON] [reader options]
+    warpd data from-bag BAG [BAG ...] --params robot.yaml [--rate HZ] --out demos.zarr [--split bag|gap|marker]
+
+PATH / SRC may also be a LeRobotDataset folder (``meta/info.json`` + parquet; ``--state-key
+observation.state --action-key action`` by default for that format).
 
 ``register(subparsers)`` adds the ``data`` command to the top-level CLI; every leaf sets
 ``func(args) -> int`` (exit status).
@@ -17,15 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from warpd_core.data.episodes import DatasetError, EpisodeDataset
-from warpd_core.data.io import FORMATS, HDF5_SUFFIXES, detect_format, load_dataset
+from warpd_core.data.io import FORMATS, HDF5_SUFFIXES, dataset_rate_hz, detect_format, load_dataset
 from warpd_core.data.robomimic import episodes_from_dataset, write_robomimic
 from warpd_core.data.zarr_store import write_zarr
 
 
 def _add_reader_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: detect)")
-    p.add_argument("--state-key", default="state", help="zarr: array under data/ used as state (default: state)")
-    p.add_argument("--action-key", default="action", help="zarr: array under data/ used as action (default: action)")
+    p.add_argument("--state-key", default=None,
+                   help="zarr: array under data/ used as state (default: state); lerobot: column (default: observation.state)")
+    p.add_argument("--action-key", default=None, help="zarr: array under data/ / lerobot: column used as action (default: action)")
     p.add_argument("--obs-keys", default=None,
                    help="hdf5: comma-separated obs keys concatenated into the state (default: all low-dim keys, sorted)")
     p.add_argument("--filter-key", default=None, help="hdf5: read only demos listed in mask/<key>")
@@ -35,7 +40,9 @@ def _add_reader_options(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args: argparse.Namespace) -> tuple[EpisodeDataset, str]:
     fmt = detect_format(path) if args.format == "auto" else args.format
     if fmt == "zarr":
-        kw = dict(state_key=args.state_key, action_key=args.action_key, task_key=args.task_key)
+        kw = dict(state_key=args.state_key or "state", action_key=args.action_key or "action", task_key=args.task_key)
+    elif fmt == "lerobot":
+        kw = dict(state_key=args.state_key or "observation.state", action_key=args.action_key or "action")
     else:
         keys = None if args.obs_keys is None else [k for k in args.obs_keys.split(",") if k]
         kw = dict(obs_keys=keys, task_key=args.task_key, filter_key=args.filter_key)
@@ -50,7 +57,7 @@ def _stats_table(name: str, x: np.ndarray) -> list[str]:
     return lines
 
 
-def describe(ds: EpisodeDataset, fmt: str) -> str:
+def describe(ds: EpisodeDataset, fmt: str, rate_hz: float | None = None) -> str:
     """The text ``warpd data inspect`` prints."""
     lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
     lines = [
@@ -63,6 +70,8 @@ def describe(ds: EpisodeDataset, fmt: str) -> str:
         f"episode length: min {lengths.min()}, max {lengths.max()}, mean {lengths.mean():.1f}, "
         f"median {np.median(lengths):g}",
     ]
+    if rate_hz:
+        lines.append(f"control rate: {rate_hz:g} Hz (episode duration: mean {lengths.mean() / rate_hz:.2f} s)")
     if ds.task_ids is not None:
         ids, counts = np.unique(ds.task_ids, return_counts=True)
         lines.append("tasks: " + ", ".join(f"{i} ({c} episodes)" for i, c in zip(ids, counts)))
@@ -74,10 +83,11 @@ def describe(ds: EpisodeDataset, fmt: str) -> str:
 def _inspect(args: argparse.Namespace) -> int:
     try:
         ds, fmt = _load(args.path, args)
+        rate = dataset_rate_hz(args.path, fmt)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(describe(ds, fmt))
+    print(describe(ds, fmt, rate))
     return 0
 
 
@@ -97,8 +107,10 @@ def _convert(args: argparse.Namespace) -> int:
         if not isinstance(env_args, dict):
             raise ValueError("--env-args must be a JSON object")
         ds, in_fmt = _load(args.src, args)
+        rate = dataset_rate_hz(args.src, in_fmt)
         if out_fmt == "zarr":
-            write_zarr(args.dst, ds.states, ds.actions, ds.episode_ends, task_ids=ds.task_ids, overwrite=args.overwrite)
+            write_zarr(args.dst, ds.states, ds.actions, ds.episode_ends, task_ids=ds.task_ids, overwrite=args.overwrite,
+                       attrs={"control_rate_hz": rate, "converted_from": str(args.src)} if rate else None)
         else:
             write_robomimic(args.dst, episodes_from_dataset(ds, obs_key=args.obs_key), env_args,
                             overwrite=args.overwrite)
@@ -110,10 +122,43 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_bag(args: argparse.Namespace) -> int:
+    # The observation is built by the controller's own adapters (warpd_ros.adapters, numpy
+    # only; no rclpy is imported): this command is where warpd_core meets the params file.
+    try:
+        import rosbags.rosbag2  # noqa: F401 - the bag reader (pure Python, no ROS install)
+
+        from warpd_ros.bag import BagError, episodes_from_bags, robot_io
+    except ImportError as exc:
+        print(f"error: from-bag needs the rosbags package and warpd_ros on the path ({exc})", file=sys.stderr)
+        return 2
+    try:
+        if Path(args.out).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.out}: already exists (pass --overwrite to replace it)")
+        io = robot_io(args.params)
+        rate = args.rate if args.rate is not None else 1.0 / io.control_period
+        conv = episodes_from_bags(args.bags, io, rate, split=args.split, gap_s=args.gap, marker_topic=args.marker_topic,
+                                  action_max_age=args.action_max_age, min_steps=args.min_steps,
+                                  progress=not args.quiet)
+        ds = conv.dataset
+        attrs = {"control_rate_hz": float(rate), "params_file": str(args.params), "bags": [str(b) for b in args.bags],
+                 "observation": io.names, "trigger_topic": io.trigger.topic, "command_topic": io.output.topic,
+                 "command_type": io.output.type}
+        write_zarr(args.out, ds.states, ds.actions, ds.episode_ends, overwrite=args.overwrite, attrs=attrs)
+    except (BagError, DatasetError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in conv.report:
+        print(line)
+    print(f"wrote {args.out} (zarr): {ds.n_episodes} episodes, {ds.n_steps} steps at {rate:g} Hz, "
+          f"state {ds.state_dim}, action {ds.action_dim} (from {len(args.bags)} bag(s))")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``data inspect`` and ``data convert`` to a top-level CLI's subparsers."""
-    data = subparsers.add_parser("data", help="inspect and convert demonstration files (zarr / robomimic hdf5)")
-    sub = data.add_subparsers(dest="data_command", metavar="{inspect,convert}")
+    data = subparsers.add_parser("data", help="inspect and convert demonstration files (zarr / robomimic hdf5 / LeRobot / rosbag2)")
+    sub = data.add_subparsers(dest="data_command", metavar="{inspect,convert,from-bag}")
     sub.required = True
 
     p = sub.add_parser("inspect", help="print episodes, steps, dims and per-dim statistics")
@@ -131,4 +176,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="hdf5 output: JSON stored in data.attrs['env_args']")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("from-bag", help="rosbag2 recordings (MCAP / SQLite3) -> zarr, through the controller's own "
+                                        "input adapters and params file")
+    p.add_argument("bags", nargs="+", help="rosbag2 directories (or bare .mcap / .db3 files)")
+    p.add_argument("--params", required=True, help="the params file the controller runs with (warpd_controller section)")
+    p.add_argument("--rate", type=float, default=None, help="control rate in Hz to resample at (default: 1 / control_period)")
+    p.add_argument("--out", required=True, help="output .zarr store")
+    p.add_argument("--split", choices=["bag", "gap", "marker"], default="bag",
+                   help="episodes: one per bag (default), split where the trigger input pauses > --gap s, or "
+                        "delimited by --marker-topic messages (std_msgs/Bool: true starts, false ends)")
+    p.add_argument("--gap", type=float, default=1.0, help="--split gap: seconds (default 1.0)")
+    p.add_argument("--marker-topic", default=None, help="--split marker: the topic")
+    p.add_argument("--action-max-age", type=float, default=None,
+                   help="seconds a command stays the action (default: 2 control periods at --rate)")
+    p.add_argument("--min-steps", type=int, default=2, help="drop stretches shorter than this many ticks (default 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_from_bag)
     return data

@@ -13,12 +13,13 @@ from typing import Union
 import numpy as np
 
 from warpd_core.data.episodes import DatasetError, EpisodeDataset
+from warpd_core.data.lerobot import is_lerobot, lerobot_info, read_lerobot
 from warpd_core.data.robomimic import HDF5_SIGNATURE, read_robomimic, write_robomimic
 from warpd_core.data.zarr_store import read_zarr, write_zarr
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-FORMATS = ("auto", "zarr", "hdf5", "robomimic")
+FORMATS = ("auto", "zarr", "hdf5", "robomimic", "lerobot")
 ZARR_SUFFIXES = (".zarr", ".zip")
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
@@ -36,11 +37,13 @@ __all__ = [
 
 
 def detect_format(path: PathLike) -> str:
-    """``"zarr"`` or ``"hdf5"`` for an existing path, by content first, then extension."""
+    """``"zarr"``, ``"hdf5"`` or ``"lerobot"`` for an existing path, by content first, then extension."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: path: does not exist")
     if path.is_dir():
+        if is_lerobot(path):
+            return "lerobot"
         if (path / ".zgroup").is_file() or path.suffix == ".zarr":
             return "zarr"
     else:
@@ -52,7 +55,8 @@ def detect_format(path: PathLike) -> str:
             return "zarr"
         if path.suffix.lower() in HDF5_SUFFIXES:
             return "hdf5"  # the hdf5 reader then names what is wrong with it
-    raise DatasetError(f"{path}: path: neither a zarr store (directory with .zgroup) nor an HDF5 file")
+    raise DatasetError(f"{path}: path: neither a zarr store (directory with .zgroup), a LeRobotDataset folder "
+                       f"(meta/info.json) nor an HDF5 file")
 
 
 def load_dataset(path: PathLike, format: str = "auto", **kw) -> EpisodeDataset:
@@ -60,8 +64,9 @@ def load_dataset(path: PathLike, format: str = "auto", **kw) -> EpisodeDataset:
 
     Args:
         path: ``.zarr`` directory / ``.zip`` store, or ``.hdf5`` / ``.h5`` file.
-        format: ``"auto"`` (detect), ``"zarr"``, ``"hdf5"`` or ``"robomimic"`` (the same).
-        **kw: passed to the reader -- zarr: ``state_key, action_key, task_key``;
+        format: ``"auto"`` (detect), ``"zarr"``, ``"hdf5"`` or ``"robomimic"`` (the same), ``"lerobot"``.
+        **kw: passed to the reader -- zarr: ``state_key, action_key, task_key``; lerobot:
+            ``state_key, action_key`` (column names);
             hdf5: ``obs_keys, task_key, filter_key`` (see :func:`read_zarr`, :func:`read_robomimic`).
     """
     if format not in FORMATS:
@@ -69,7 +74,23 @@ def load_dataset(path: PathLike, format: str = "auto", **kw) -> EpisodeDataset:
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "zarr":
         return read_zarr(path, **kw)
+    if fmt == "lerobot":
+        return read_lerobot(path, **kw)
     return read_robomimic(path, **kw)
+
+
+def dataset_rate_hz(path: PathLike, format: str = "auto") -> float | None:
+    """The control rate the steps were sampled at, when the file records it: a zarr store's
+    ``control_rate_hz`` attribute (``warpd data from-bag``), a LeRobotDataset's ``fps``."""
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "lerobot":
+        return float(lerobot_info(path)["fps"])
+    if fmt == "zarr":
+        from warpd_core.data.zarr_store import read_zarr_attrs
+
+        rate = read_zarr_attrs(path).get("control_rate_hz")
+        return float(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0 else None
+    return None
 
 
 def split_episode_indices(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

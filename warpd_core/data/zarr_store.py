@@ -219,6 +219,16 @@ def read_zarr(
     return EpisodeDataset(states, actions, ends, tasks, source=source)
 
 
+def read_zarr_attrs(path: PathLike) -> dict:
+    """The store's root attributes (``{}`` when it has none)."""
+    path = Path(path)
+    root = _open_store(path, str(path))
+    try:
+        return dict(root.attrs)
+    except Exception as exc:  # corrupt .zattrs
+        raise _fail(str(path), ".zattrs", f"cannot read ({_one_line(exc)})") from exc
+
+
 def list_zarr_arrays(path: PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
     """``{"data/state": ((N, S), "float32"), ...}`` for every array in a store (metadata only)."""
     path = Path(path)
@@ -268,6 +278,7 @@ def write_zarr(
     extra: Optional[Mapping[str, np.ndarray]] = None,
     task_ids: Optional[np.ndarray] = None,
     overwrite: bool = False,
+    attrs: Optional[Mapping] = None,
 ) -> Path:
     """Write episodes in Diffusion Policy's zarr layout, atomically.
 
@@ -279,6 +290,8 @@ def write_zarr(
         extra: more per-step arrays ``name -> (N, ...)`` stored as ``data/<name>``, dtype kept.
         task_ids: optional ``(E,)`` stored as ``meta/task_id`` (read back with ``task_key="task_id"``).
         overwrite: replace an existing store at ``path`` (otherwise ``FileExistsError``).
+        attrs: JSON-serialisable root attributes, e.g. ``{"control_rate_hz": 10.0}`` (the rate
+            the steps were sampled at; ``warpd export`` copies it into bundle.json).
 
     The store is built in a temporary directory beside ``path`` and renamed into place when
     complete, so ``path`` never holds a half-written store. Returns ``path``.
@@ -300,6 +313,8 @@ def write_zarr(
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         root = zarr.open_group(zarr.DirectoryStore(str(tmp)), mode="w")
+        if attrs:
+            root.attrs.update(dict(attrs))
         data = root.create_group("data")
         meta = root.create_group("meta")
         arrays = {"state": ds.states, "action": ds.actions, **extra}

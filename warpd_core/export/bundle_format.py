@@ -17,7 +17,8 @@ task_embed_dim}, ``scheduler`` {num_train_timesteps, beta_schedule, clip_sample,
 prediction_type}, ``sampler`` {kind, steps} (defaults), ``normalization`` {obs, action,
 latent: {scale, offset}} with the convention ``x_n = scale * x + offset``, ``dtype`` of the
 stored weights, ``files`` {relative path: {sha256, bytes}}, ``onnx`` (null or {denoiser,
-hypernet, opset}), ``versions``, ``source``.
+hypernet, opset}), ``versions``, ``source``; optional ``control_rate_hz`` (the rate the
+training data was sampled at; bundles written before it existed lack it).
 
 :func:`read_bundle` validates all of it and the file hashes; any problem raises
 :class:`BundleError` naming the file and the field.
@@ -112,6 +113,10 @@ def read_bundle(path: str | os.PathLike, verify_hashes: bool = True) -> dict:
         raise BundleError(f"{jpath}: field 'policy_spec' invalid ({exc})") from None
     if spec.in_dim != meta["obs_dim"] or spec.out_dim != meta["act_dim"]:
         raise BundleError(f"{jpath}: field 'policy_spec' dims {spec.in_dim}->{spec.out_dim} != obs_dim/act_dim")
+    rate = meta.get("control_rate_hz")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not np.isfinite(rate)
+                             or rate <= 0):
+        raise BundleError(f"{jpath}: field 'control_rate_hz' must be a positive number of Hz, got {rate!r}")
     for field in ("decoder", "denoiser", "scheduler", "sampler", "normalization", "files"):
         _require(meta, jpath, field, dict)
     norm = meta["normalization"]

@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--onnx", action="store_true", help="also export onnx/denoiser.onnx and onnx/hypernet.onnx")
     p.add_argument("--dtype", default=None, choices=["float32", "float16"],
                    help="dtype of the stored weights (default float32; --bundle: the bundle's own)")
+    p.add_argument("--control-rate-hz", type=float, default=None,
+                   help="control rate the model runs at, written to bundle.json (default: the rate recorded in the "
+                        "training data, e.g. by 'warpd data from-bag'; --bundle: the bundle's own)")
     g = p.add_argument_group("init")
     g.add_argument("--obs-dim", type=int)
     g.add_argument("--act-dim", type=int)
@@ -43,19 +46,22 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle:
         if args.mode == "init" or args.vae or args.diffusion:
             raise ValueError("export: --bundle rewrites an existing bundle; it takes no 'init', --vae or --diffusion")
-        meta = export_from_bundle(args.bundle, args.out, args.onnx, args.dtype)
+        meta = export_from_bundle(args.bundle, args.out, args.onnx, args.dtype, args.control_rate_hz)
     elif args.mode == "init":
         if args.obs_dim is None or args.act_dim is None:
             raise ValueError("export init: --obs-dim and --act-dim are required")
         meta = export_init(args.out, args.obs_dim, args.act_dim, args.hidden, args.horizon, args.decoder, args.unet,
                            args.latent_dim, tuple(args.latent_shape), args.condition, args.n_tasks, args.seed,
                            args.onnx, args.dtype or "float32", args.obs_range, args.act_range, args.activation, args.sampler,
-                           args.sampler_steps)
+                           args.sampler_steps, args.control_rate_hz)
     else:
         if not args.vae or not args.diffusion:
             raise ValueError("export: --vae and --diffusion are required (or use 'warpd export init')")
-        meta = export_from_checkpoints(args.vae, args.diffusion, args.out, args.onnx, args.dtype or "float32")
+        meta = export_from_checkpoints(args.vae, args.diffusion, args.out, args.onnx, args.dtype or "float32",
+                                       args.control_rate_hz)
     spec = meta["policy_spec"]
     print(f"bundle {meta['model_id']} -> {args.out}: policy {spec['in_dim']}->{spec['hidden']}->{spec['out_dim']}, "
-          f"horizon {meta['horizon']}, condition {meta['condition']}, files {sorted(meta['files'])}")
+          f"horizon {meta['horizon']}, condition {meta['condition']}, "
+          f"control rate {'%g Hz' % meta['control_rate_hz'] if meta.get('control_rate_hz') else 'unknown'}, "
+          f"files {sorted(meta['files'])}")
     return 0

@@ -39,12 +39,13 @@ def _norm_entry(scale, offset) -> dict:
 def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDecoder, denoiser: LatentDenoiser,
                  obs_norm: tuple, action_norm: tuple, diffusion_cfg: DiffusionTrainConfig,
                  onnx: bool = False, dtype: str = "float32", source: dict | None = None,
-                 trajectory_length: int | None = None) -> dict:
+                 trajectory_length: int | None = None, control_rate_hz: float | None = None) -> dict:
     """Write a bundle; returns its bundle.json dict.
 
     ``horizon`` is the default action horizon (the runtime regenerates every ``horizon``
     steps); ``trajectory_length`` the length of the windows the VAE was trained on (how long
     one generated policy was taught to act; None: unknown, e.g. a bundle without training).
+    ``control_rate_hz``: the rate the training data was sampled at (None: unknown, not written).
 
     obs_norm / action_norm: (scale, offset) with x_n = scale * x + offset. ``dtype`` float16
     halves the safetensors files (loaders compute in float32); ONNX graphs are float32.
@@ -87,6 +88,10 @@ def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDe
         "versions": library_versions(),
         "source": source or {},
     }
+    if control_rate_hz is not None:
+        if not (np.isfinite(control_rate_hz) and control_rate_hz > 0):
+            raise ValueError(f"control_rate_hz: expected a positive number of Hz, got {control_rate_hz}")
+        meta["control_rate_hz"] = float(control_rate_hz)
     if onnx:
         from warpd_core.export.onnx_export import export_denoiser, export_hypernet
 
@@ -127,9 +132,23 @@ def fold_projection(hypernet: HyperDecoder, projection) -> HyperDecoder:
     return folded.eval()
 
 
+def _dataset_rate(cfg) -> float | None:
+    """The training data's recorded control rate (zarr attribute / LeRobot fps), if it has one."""
+    from warpd_core.data.episodes import DatasetError
+    from warpd_core.data.io import dataset_rate_hz
+
+    if cfg.format == "synthetic" or not cfg.path or not os.path.exists(cfg.path):
+        return None
+    try:
+        return dataset_rate_hz(cfg.path, cfg.format)
+    except (DatasetError, ValueError):
+        return None
+
+
 def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx: bool = False,
-                            dtype: str = "float32") -> dict:
-    """Trained VAE + diffusion checkpoints -> bundle (EMA weights of the denoiser)."""
+                            dtype: str = "float32", control_rate_hz: float | None = None) -> dict:
+    """Trained VAE + diffusion checkpoints -> bundle (EMA weights of the denoiser).
+    ``control_rate_hz`` None: the rate recorded in the VAE's training data, if any."""
     from warpd_core.train.diffusion_trainer import load_diffusion
     from warpd_core.train.vae_trainer import load_vae
 
@@ -145,10 +164,12 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
     return write_bundle(out_dir, vae.spec, vae_cfg.horizon, hypernet, denoiser, vae.state_norm.numpy(),
                         vae.action_norm.numpy(), dcfg, onnx, dtype,
                         {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)},
-                        vae_cfg.trajectory_length)
+                        vae_cfg.trajectory_length,
+                        control_rate_hz if control_rate_hz is not None else _dataset_rate(vae_cfg.dataset))
 
 
-def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype: str | None = None) -> dict:
+def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype: str | None = None,
+                       control_rate_hz: float | None = None) -> dict:
     """Rewrite a bundle from its own files, e.g. to add the ONNX graphs to a bundle shipped
     without them: same weights, same bundle.json fields, same ``model_id`` (``dtype`` None keeps
     the stored one). ``out_dir`` may be ``bundle_dir``: everything is read before the atomic
@@ -167,7 +188,8 @@ def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype:
     source = {**meta.get("source", {}), "rewritten_from": os.path.abspath(bundle_dir)}
     return write_bundle(out_dir, gen.spec, meta["horizon"], gen._impl.hypernet, gen._impl.denoiser,
                         norm["obs"], norm["action"], dcfg, onnx, dtype or meta.get("dtype", "float32"),
-                        source, meta.get("trajectory_length"))
+                        source, meta.get("trajectory_length"),
+                        control_rate_hz if control_rate_hz is not None else meta.get("control_rate_hz"))
 
 
 def _range_affine(low: float | None, high: float | None, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +205,8 @@ def export_init(out_dir: str, obs_dim: int, act_dim: int, hidden: list[int], hor
                 decoder: str = "xs", unet: str = "s", latent_dim: int = 256, latent_shape: tuple[int, int] = (16, 16),
                 condition: str = "state", n_tasks: int = 0, seed: int = 0, onnx: bool = False, dtype: str = "float32",
                 obs_range: tuple[float, float] | None = None, act_range: tuple[float, float] | None = None,
-                activation: str = "relu", sampler: str = "ddim", sampler_steps: int = 10) -> dict:
+                activation: str = "relu", sampler: str = "ddim", sampler_steps: int = 10,
+                control_rate_hz: float | None = None) -> dict:
     """A bundle with freshly initialised weights from the project's model classes (what the
     runtime runs before a trained model exists). Deterministic in ``seed``. ``obs_range`` /
     ``act_range`` (low, high) set a min-max normalisation so raw values in that range map to
@@ -202,4 +225,4 @@ def export_init(out_dir: str, obs_dim: int, act_dim: int, hidden: list[int], hor
     obs_norm = _range_affine(*(obs_range or (None, None)), spec.in_dim)
     act_norm = _range_affine(*(act_range or (None, None)), spec.out_dim)
     return write_bundle(out_dir, spec, horizon, hypernet, denoiser, obs_norm, act_norm, dcfg, onnx, dtype,
-                        {"init": True, "seed": seed})
+                        {"init": True, "seed": seed}, control_rate_hz=control_rate_hz)
