@@ -113,8 +113,9 @@ def test_exit_rules_the_sim_ends_the_graph_everything_else_is_required():
         ends = [s.executable for s in specs if s.on_exit == graph_spec.ENDS_GRAPH]
         assert ends in (["pusht_sim"], ["robosuite_sim"])
         assert all(s.on_exit == graph_spec.REQUIRED for s in specs if s.executable not in ends)
-    robot = graph_spec.robot_graph({"params_file": "/arm.yaml"})
-    assert {s.on_exit for s in robot} == {graph_spec.REQUIRED} and all(s.extra_params_files == ["/arm.yaml"] for s in robot)
+    arm = str(REPO / "config" / "robot_arm_example.yaml")  # the robot graph checks that the file exists
+    robot = graph_spec.robot_graph({"params_file": arm})
+    assert {s.on_exit for s in robot} == {graph_spec.REQUIRED} and all(s.extra_params_files == [arm] for s in robot)
     # the launch files and the runner both read the rule from the specs, not from executable names
     util = (REPO / "warpd_ros" / "launch_util.py").read_text()
     runner = (REPO / "warpd_ros" / "graph.py").read_text()
