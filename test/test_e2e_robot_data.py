@@ -96,8 +96,8 @@ def drive(node, arm, seconds, teleop_pub=None):
 
 def params(tmp_path, bundle="/nonexistent", **controller):
     p = yaml.safe_load((REPO / "config" / "robot_arm_example.yaml").read_text())
-    p["warpd_generator"]["ros__parameters"].update(bundle=str(bundle), device="cpu")
-    ctl = p["warpd_controller"]["ros__parameters"]
+    p["/**/warpd_generator"]["ros__parameters"].update(bundle=str(bundle), device="cpu")
+    ctl = p["/**/warpd_controller"]["ros__parameters"]
     ctl["input"]["arm"]["max_age"] = 0.25  # the 50 Hz publisher shares 2 loaded cores
     ctl.update(controller)
     path = tmp_path / "arm.yaml"

@@ -24,7 +24,7 @@ def arm_params(tmp_path):
     """The shipped arm params file with max_age 0.25 s: a 100 Hz publisher on 2 loaded cores
     misses 50 ms now and then, and the converter (like the controller) cuts the episode there."""
     params = yaml.safe_load((REPO / "config" / "robot_arm_example.yaml").read_text())
-    params["warpd_controller"]["ros__parameters"]["input"]["arm"]["max_age"] = 0.25
+    params["/**/warpd_controller"]["ros__parameters"]["input"]["arm"]["max_age"] = 0.25
     path = tmp_path / "arm.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

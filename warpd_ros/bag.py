@@ -80,8 +80,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def controller_params(path: str | Path) -> dict:
-    """The ``warpd_controller`` (or ``/**``) ``ros__parameters`` of a params file, flattened
-    the way ROS flattens them (``input.arm.topic``)."""
+    """The ``ros__parameters`` that apply to the controller in a params file -- keys ``/**``,
+    ``warpd_controller``, ``/warpd_controller``, ``/**/warpd_controller`` or
+    ``/<namespace>/warpd_controller``, later ones overriding -- flattened the way ROS flattens
+    them (``input.arm.topic``)."""
     import yaml
 
     path = Path(path)
@@ -94,7 +96,8 @@ def controller_params(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise BagError(f"{path}: expected a mapping of node names")
     merged: dict = {}
-    for node in ("/**", NODE, "/" + NODE):
+    keys = ["/**"] + [k for k in data if isinstance(k, str) and (k == NODE or k.endswith("/" + NODE))]
+    for node in keys:
         sec = data.get(node)
         if isinstance(sec, dict) and isinstance(sec.get("ros__parameters"), dict):
             merged.update(_flatten(sec["ros__parameters"]))
