@@ -84,17 +84,13 @@ def controller_params(path: str | Path) -> dict:
     ``warpd_controller``, ``/warpd_controller``, ``/**/warpd_controller`` or
     ``/<namespace>/warpd_controller``, later ones overriding -- flattened the way ROS flattens
     them (``input.arm.topic``)."""
-    import yaml
+    from warpd_core.config import ConfigError, read_yaml_mapping
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise BagError(f"{path}: cannot read params file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise BagError(f"{path}: invalid YAML ({_one_line(exc)})") from None
-    if not isinstance(data, dict):
-        raise BagError(f"{path}: expected a mapping of node names")
+        data = read_yaml_mapping(path)  # one-line errors naming the file: unreadable, bad YAML, not a mapping
+    except ConfigError as exc:
+        raise BagError(str(exc)) from None
     merged: dict = {}
     keys = ["/**"] + [k for k in data if isinstance(k, str) and (k == NODE or k.endswith("/" + NODE))]
     for node in keys:
