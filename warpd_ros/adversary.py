@@ -61,4 +61,4 @@ def run_node(node_class, name: str, args=None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    process.exit_now(0)

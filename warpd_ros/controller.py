@@ -669,7 +669,7 @@ def main(args=None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    process.exit_now(0)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def run_simulation(node_class, name: str, args=None) -> int:
 
     Exits 2 with one line on a configuration error; otherwise spins until the node reports
     ``finished``, waits for the episode results to be acknowledged, and returns 0. SIGINT /
-    SIGTERM stop it at once, also with 0.
+    SIGTERM stop it at once, also with 0. The process ends in :func:`process.exit_now`.
     """
     process.init(args)
     try:
@@ -39,4 +39,4 @@ def run_simulation(node_class, name: str, args=None) -> int:
         node.env.close()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    process.exit_now(0)
