@@ -210,7 +210,7 @@ def test_cli_evaluates_a_baseline_checkpoint(tmp_path, kind):
                   show_progress=False).train()
     out = tmp_path / "eval"
     assert main(["eval", "pusht", "--method", kind, "--model", str(tmp_path / "ck"), "--seeds", "2", "--repeats", "1",
-                 "--horizons", "4", "--magnitudes", "0", "--max-steps", "8", "--no-gif", "--quiet", "--out", str(out)]) == 0
+                 "--horizons", "4", "--magnitudes", "0", "--max-steps", "8", "--no-gif", "--no-progress", "--out", str(out)]) == 0
     found = [json.loads(p.read_text()) for p in out.glob("*.json")]
     assert any(d.get("meta", {}).get("flops_per_step", {}).get("4", 0) > 0 for d in found if isinstance(d, dict)), \
         sorted(p.name for p in out.iterdir())
@@ -342,11 +342,11 @@ def test_cli_trains_and_evaluates_ldp(tmp_path):
     train_tiny_ldp(tmp_path / "p", pusht_like(), horizon=4, epochs=1)
     res = tmp_path / "eval"
     assert main(["eval", "pusht", "--method", "ldp", "--model", str(tmp_path / "p"), "--seeds", "2", "--repeats", "1",
-                 "--horizons", "4", "--magnitudes", "0", "--max-steps", "8", "--no-gif", "--quiet",
+                 "--horizons", "4", "--magnitudes", "0", "--max-steps", "8", "--no-gif", "--no-progress",
                  "--out", str(res)]) == 0
     import json
 
     meta = json.loads((res / "results.json").read_text())["meta"]
     assert meta["flops_per_step"]["4"] > 0 and meta["trained_horizon"] == 4 and meta["method"] == "ldp"
     assert main(["eval", "pusht", "--method", "ldp", "--model", str(out), "--seeds", "1", "--horizons", "4",
-                 "--magnitudes", "0", "--max-steps", "4", "--no-gif", "--quiet", "--out", str(res)]) == 2  # obs_dim 2
+                 "--magnitudes", "0", "--max-steps", "4", "--no-gif", "--no-progress", "--out", str(res)]) == 2  # obs_dim 2

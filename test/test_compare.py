@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from test_baselines import pusht_like, train_tiny_ldp
-from warpd_core.eval.compare import model_kind, parse_method, resolve_methods, sweep_config
+from warpd_core.eval.compare import model_kind, parse_method, resolve_methods
 
 torch.set_num_threads(1)
 
@@ -41,7 +41,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def run_cli(argv: list[str]) -> int:
     from warpd_core.cli import main
 
-    return main(["compare", "pusht", *argv, "--quiet"])
+    return main(["compare", "pusht", *argv, "--no-progress"])
 
 
 # -- method specs ------------------------------------------------------------------------------------
@@ -89,14 +89,24 @@ def test_resolve_methods_assigns_models_to_horizons(tmp_path):
         model_kind(bad)
 
 
-def test_sweep_profiles():
-    quick, paper = sweep_config("quick"), sweep_config("paper")
+def test_profiles_are_one_table_for_eval_and_compare():
+    from warpd_core.eval import cli
+    from warpd_core.eval.harness import EvalConfig
+
+    quick, paper = EvalConfig.from_profile("quick"), EvalConfig.from_profile("paper")
     assert quick.horizons == paper.horizons == (16, 32, 64, 128)
     assert quick.magnitudes == paper.magnitudes == (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)
     assert (paper.n_seeds, paper.repeats) == (50, 10) and (quick.n_seeds, quick.repeats) == (10, 1)
-    assert sweep_config("quick", n_seeds=2, horizons=None).n_seeds == 2
+    assert (quick.n_episodes, paper.n_episodes) == (240, 12000)
+    assert "12000 episodes" in paper.describe() and "480 for 2 methods" in quick.describe(2)
+    assert EvalConfig.from_profile("quick", n_seeds=2, horizons=None).n_seeds == 2
     with pytest.raises(ValueError, match="profile"):
-        sweep_config("huge")
+        EvalConfig.from_profile("huge")
+    # both commands default to the short profile
+    parser = __import__("warpd_core.cli", fromlist=["build_parser"]).build_parser()
+    assert parser.parse_args(["eval", "pusht", "--model", "m"]).profile == "quick"
+    assert parser.parse_args(["compare", "pusht", "--methods", "random"]).profile == "quick"
+    assert cli.METHODS
 
 
 # -- the sweep ---------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_bags_convert_to_the_controllers_observation_at_the_declared_rate(tmp_pa
     bags = [write_bag(tmp_path / f"ep{i}", storage, t0=100.0 + 10 * i, duration=2.0) for i in range(2)]
     out = tmp_path / "demos.zarr"
     rc, stdout, err = run(capsys, "data", "from-bag", *map(str, bags), "--params", str(PARAMS), "--rate", "10",
-                          "--out", str(out), "--quiet")
+                          "--out", str(out), "--no-progress")
     assert rc == 0, err
     assert "2 episodes" in stdout and "at 10 Hz" in stdout
     ds = load_dataset(out)
@@ -60,14 +60,14 @@ def test_gap_and_marker_split_episodes(tmp_path, capsys):
     gap_bag = write_bag(tmp_path / "gap", "mcap", duration=4.0, pauses=[(1.5, 2.5)])
     out = tmp_path / "gap.zarr"
     rc, _, err = run(capsys, "data", "from-bag", str(gap_bag), "--params", str(PARAMS), "--rate", "20",
-                     "--split", "gap", "--gap", "0.5", "--out", str(out), "--quiet")
+                     "--split", "gap", "--gap", "0.5", "--out", str(out), "--no-progress")
     assert rc == 0, err
     assert load_dataset(out).n_episodes == 2
     marked = write_bag(tmp_path / "marked", "sqlite3", duration=4.0,
                        markers=[(0.2, True), (1.2, False), (2.0, True), (3.5, False)])
     out = tmp_path / "marked.zarr"
     rc, _, err = run(capsys, "data", "from-bag", str(marked), "--params", str(PARAMS), "--rate", "10",
-                     "--split", "marker", "--marker-topic", "/episode", "--out", str(out), "--quiet")
+                     "--split", "marker", "--marker-topic", "/episode", "--out", str(out), "--no-progress")
     assert rc == 0, err
     ds = load_dataset(out)
     lengths = np.diff(np.concatenate([[0], ds.episode_ends]))
@@ -81,7 +81,7 @@ def test_stale_input_inside_a_bag_cuts_the_episode_like_the_controller_would(tmp
     bag = write_bag(tmp_path / "hole", "mcap", duration=3.0, pauses=[(1.0, 1.3)])
     out = tmp_path / "hole.zarr"
     rc, stdout, err = run(capsys, "data", "from-bag", str(bag), "--params", str(PARAMS), "--rate", "10",
-                          "--out", str(out), "--quiet")
+                          "--out", str(out), "--no-progress")
     assert rc == 0, err
     assert "cut into 2" in stdout
     assert load_dataset(out).n_episodes == 2
@@ -98,7 +98,7 @@ def one_error_line(capsys, *argv) -> str:
 def test_malformed_bags_fail_with_one_line_naming_the_problem(tmp_path, capsys):
     def convert(bag, *extra):
         return one_error_line(capsys, "data", "from-bag", str(bag), "--params", str(PARAMS), "--rate", "10",
-                              "--out", str(tmp_path / "x.zarr"), "--quiet", *extra)
+                              "--out", str(tmp_path / "x.zarr"), "--no-progress", *extra)
 
     line = convert(write_bag(tmp_path / "no_cmd", cmd_topic="/other/commands"))
     assert "/forward_command_controller/commands" in line and "not in the bag" in line

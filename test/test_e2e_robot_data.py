@@ -156,7 +156,7 @@ def test_record_train_deploy_through_ros(tmp_path):
 
     demos = tmp_path / "demos.zarr"
     out = warpd("data", "from-bag", bag, "--params", rec_params, "--rate", "10", "--split", "marker",
-                "--marker-topic", "/episode", "--out", demos, "--quiet")
+                "--marker-topic", "/episode", "--out", demos, "--no-progress")
     from warpd_core.data.io import load_dataset
 
     ds = load_dataset(demos)

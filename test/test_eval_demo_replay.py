@@ -41,7 +41,7 @@ def tiny_model(tmp_path_factory):
 def test_replay_reports_every_variant_per_demo_and_repeats(tiny_model, tmp_path):
     root, _ = tiny_model
     args = ["eval", "pusht-demos", "--vae", str(root / "vae"), "--model", str(root / "bundle"), "--first", "2",
-            "--horizons", "5", "--max-steps", "12", "--quiet"]
+            "--horizons", "5", "--max-steps", "12", "--no-progress"]
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
         assert main(args + ["--out", str(out)]) == 0
@@ -59,6 +59,6 @@ def test_replay_reports_every_variant_per_demo_and_repeats(tiny_model, tmp_path)
 def test_replay_rejects_a_missing_episode(tiny_model, tmp_path, capsys):
     root, _ = tiny_model
     assert main(["eval", "pusht-demos", "--vae", str(root / "vae"), "--model", str(root / "bundle"), "--episodes",
-                 "9", "--quiet", "--out", str(tmp_path)]) == 2
+                 "9", "--no-progress", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--episodes: 9 out of range (the dataset has 4 episodes)" in err and len(err.strip().splitlines()) == 1

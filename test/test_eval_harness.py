@@ -239,7 +239,7 @@ def test_cli_random(tmp_path):
     out = tmp_path / "res"
     args = _parser().parse_args(["eval", "pusht", "--method", "random", "--seeds", "2", "--repeats", "1",
                                  "--horizons", "8", "16", "--magnitudes", "0", "50", "--max-steps", "10",
-                                 "--out", str(out), "--quiet", "--no-gif"])
+                                 "--out", str(out), "--no-progress", "--no-gif"])
     assert args.func(args) == 0
     for name in ("results.json", "episodes.csv", "summary.md", "score_vs_horizon.png"):
         assert (out / name).is_file(), name

@@ -225,7 +225,7 @@ def test_compare_cli_writes_json_csv_md_png(tiny_models, tmp_path, capsys):
                     f"  - {{label: w, path: {tiny_models['warpd']}}}\n"
                     f"  - {{label: dp-s, path: {tiny_models['dp_s']}, horizon: 4}}\n")
     rc = main(["compare", "metaworld", "--config", str(spec), "--methods", f"w={tiny_models['warpd']}",
-               f"m={tiny_models['mlp']}", f"dp-xs@8={tiny_models['dp_xs']}", f"dp-s@4={tiny_models['dp_s']}", "--quiet"])
+               f"m={tiny_models['mlp']}", f"dp-xs@8={tiny_models['dp_xs']}", f"dp-s@4={tiny_models['dp_s']}", "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "closest-performing DP" in printed and "1 : " in printed

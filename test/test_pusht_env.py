@@ -263,3 +263,16 @@ def test_reset_to_starts_an_episode_in_a_given_state(env):
     np.testing.assert_allclose(res.obs, state, atol=1e-3)
     with pytest.raises(ValueError, match="reset_to"):
         env.reset_to([1.0, 2.0, float("nan"), 3.0, 0.0])
+
+
+def test_rollout_captions_count_control_steps_not_frames():
+    """A perturbation adds a frame but no step: a 3-step episode with one push ends at "step 3"."""
+    from warpd_core.envs.render import events_from_marks
+
+    marks = [{}, {"generation": 0, "swap": False}, {"perturbation": [3.0, 4.0]},
+             {"generation": 0, "swap": False}, {"generation": 1, "swap": True}]
+    events, captions = events_from_marks(marks, title="H16 40px seed 7")
+    assert captions == ["H16 40px seed 7  step 0", "H16 40px seed 7  step 1  policy #0",
+                        "H16 40px seed 7  step 1  policy #0", "H16 40px seed 7  step 2  policy #0",
+                        "H16 40px seed 7  step 3  policy #1"]
+    assert [(e.frame, e.kind) for e in events] == [(2, "perturbation"), (4, "policy_swap")]

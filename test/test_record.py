@@ -82,7 +82,7 @@ def test_recorded_bag_converts_to_what_was_published(tmp_path, capsys):
 
     zarr = tmp_path / "demos.zarr"
     assert warpd(["data", "from-bag", str(bag), "--params", str(PARAMS), "--rate", "10", "--out", str(zarr),
-                  "--quiet"]) == 0, capsys.readouterr().err
+                  "--no-progress"]) == 0, capsys.readouterr().err
     ds = load_dataset(zarr)
     assert ds.n_episodes == 1 and ds.state_dim == 14 and ds.action_dim == 7
     assert 18 <= ds.n_steps <= 26, ds.n_steps  # 2.5 s at 10 Hz, less what discovery / best effort lose

@@ -65,7 +65,7 @@ def bundle_copy(init_bundle, tmp_path) -> Path:
 
 def eval_with(bundle: Path, tmp_path: Path, run=warpd) -> subprocess.CompletedProcess:
     return run("eval", "pusht", "--model", bundle, "--seeds", "1", "--repeats", "1", "--horizons", "8",
-                 "--magnitudes", "0", "--max-steps", "5", "--no-gif", "--quiet", "--out", tmp_path / "eval")
+                 "--magnitudes", "0", "--max-steps", "5", "--no-gif", "--no-progress", "--out", tmp_path / "eval")
 
 
 def _edit_json(path: Path, **fields) -> None:

@@ -1,6 +1,5 @@
 """robosuite Lift / Can wrapper, end-effector perturbation, scripted expert and its hdf5 output."""
 
-import argparse
 import json
 import math
 
@@ -259,12 +258,11 @@ def test_can_expert_reaches_the_can(can):
 
 
 def test_cli_writes_demonstrations(tmp_path, capsys):
-    from warpd_core.envs import robosuite_cli
+    from warpd_core.cli import build_parser
 
-    parser = argparse.ArgumentParser(prog="warpd")
-    robosuite_cli.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "cli.hdf5"
-    args = parser.parse_args(["robosuite", "expert", "--task", "lift", "--episodes", "1", "--horizon", "80",
+    args = parser.parse_args(["expert", "robosuite", "--task", "lift", "--episodes", "1", "--max-steps", "80",
                               "--out", str(out)])
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

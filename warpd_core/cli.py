@@ -13,6 +13,8 @@ import argparse
 import importlib
 import sys
 
+from warpd_core.cli_args import Parser
+
 SUBCOMMANDS = [
     "warpd_core.demo_cli",
     "warpd_core.train.cli",
@@ -25,12 +27,11 @@ SUBCOMMANDS = [
     "warpd_core.eval.metaworld_compare",
     "warpd_core.analysis.cli",
     "warpd_core.bench.cli",
-    "warpd_core.envs.robosuite_cli",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="warpd", description="WARPD: generated closed-loop policies (training, export, runtime tools)")
+    parser = Parser(prog="warpd", description="WARPD: generated closed-loop policies (training, export, runtime tools)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     broken = []
     for path in SUBCOMMANDS:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from warpd_core.cli_args import add_progress_flag
 from warpd_core.data.episodes import DatasetError, EpisodeDataset
 from warpd_core.data.io import FORMATS, HDF5_SUFFIXES, dataset_rate_hz, detect_format, load_dataset
 from warpd_core.data.robomimic import episodes_from_dataset, write_robomimic
@@ -139,7 +140,7 @@ def _from_bag(args: argparse.Namespace) -> int:
         rate = args.rate if args.rate is not None else 1.0 / io.control_period
         conv = episodes_from_bags(args.bags, io, rate, split=args.split, gap_s=args.gap, marker_topic=args.marker_topic,
                                   action_max_age=args.action_max_age, min_steps=args.min_steps,
-                                  progress=not args.quiet)
+                                  progress=not args.no_progress)
         ds = conv.dataset
         attrs = {"control_rate_hz": float(rate), "params_file": str(args.params), "bags": [str(b) for b in args.bags],
                  "observation": io.names, "trigger_topic": io.trigger.topic, "command_topic": io.output.topic,
@@ -192,6 +193,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="seconds a command stays the action (default: 2 control periods at --rate)")
     p.add_argument("--min-steps", type=int, default=2, help="drop stretches shorter than this many ticks (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.set_defaults(func=_from_bag)
     return data

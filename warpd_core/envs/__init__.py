@@ -5,7 +5,7 @@
 - ``pusht_expert``: a scripted, look-ahead PushT expert and demonstration generation.
 - ``render``: writing rollout videos (GIF/MP4) with event overlays.
 - ``cli``: ``warpd expert ...`` subcommands.
-- ``robosuite_env``, ``robosuite_expert``, ``robosuite_cli``: robosuite Lift / Can.
+- ``robosuite_env``, ``robosuite_expert``, ``robosuite_cli`` (``warpd expert robosuite``): robosuite Lift / Can.
 
 The PushT names below are loaded on first use, so importing another submodule (robosuite)
 does not import gym-pusht and pygame.

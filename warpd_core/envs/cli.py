@@ -24,7 +24,7 @@ import time
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("expert", help="scripted experts: PushT (demonstrations, evaluation), Metaworld",
+    p = subparsers.add_parser("expert", help="scripted experts: PushT, robosuite Lift / Can (demonstrations, evaluation), Metaworld",
                               description="Scripted PushT expert (look-ahead pushing in gym-pusht's physics); "
                                           "metaworld's scripted policies")
     sub = p.add_subparsers(dest="expert_command", metavar="SUBCOMMAND")
@@ -49,6 +49,13 @@ def register(subparsers) -> None:
     e.add_argument("--out", default=None, help="write the summary and per-episode results as JSON here")
     e.add_argument("--video", default=None, help="also record the first episode as .gif or .mp4")
     e.set_defaults(func=run_eval)
+
+    try:
+        from warpd_core.envs.robosuite_cli import register_expert  # noqa: PLC0415
+
+        register_expert(sub)
+    except Exception as exc:  # noqa: BLE001 - robosuite is optional; PushT must keep working
+        p.epilog = f"warpd expert robosuite unavailable ({type(exc).__name__}: {exc})"
 
     m = sub.add_parser("metaworld", help="scripted Metaworld expert demonstrations (zarr layout with meta/task_id)",
                        description="Play metaworld's scripted expert policies on the paper's ten Metaworld tasks and "

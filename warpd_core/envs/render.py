@@ -127,15 +127,18 @@ def write_rollout_video(path: str | os.PathLike, frames: Sequence[np.ndarray],
     return write_video(path, annotate_rollout(frames, events, captions, persist), fps)
 
 
-def events_from_marks(marks: Sequence[dict]) -> tuple[list[FrameEvent], list[str]]:
+def events_from_marks(marks: Sequence[dict], title: str = "") -> tuple[list[FrameEvent], list[str]]:
     """Events and captions from per-frame mark dicts, the form the simulation node records.
 
     ``marks[i]`` describes frame ``i`` and may hold ``"perturbation": [dx, dy]`` (the
     displacement applied, px), ``"generation": int`` (policy generation that produced the
     action) and ``"swap": bool`` (that generation differs from the previous frame's).
-    Captions read ``"step i  policy #g"``.
+    Captions read ``"<title>  step k  policy #g"``: k counts control steps (frames with a
+    ``generation``), so a perturbation's extra frame keeps the step of the frame before it and a
+    300-step episode ends at "step 300".
     """
     events, captions = [], []
+    step, generation = 0, None
     for i, mark in enumerate(marks):
         mark = mark or {}
         if mark.get("perturbation") is not None:
@@ -143,20 +146,24 @@ def events_from_marks(marks: Sequence[dict]) -> tuple[list[FrameEvent], list[str
             events.append(FrameEvent(i, "perturbation", f"block pushed {np.hypot(dx, dy):.0f} px"))
         if mark.get("swap"):
             events.append(FrameEvent(i, "policy_swap", f"new policy #{mark.get('generation', '?')}"))
-        caption = f"step {i}"
         if mark.get("generation") is not None:
-            caption += f"  policy #{mark['generation']}"
+            step += 1
+            generation = mark["generation"]
+        caption = f"{title}  step {step}" if title else f"step {step}"
+        if generation is not None:
+            caption += f"  policy #{generation}"
         captions.append(caption)
     return events, captions
 
 
 def write_rollout(path: str | os.PathLike, frames: Sequence[np.ndarray], marks: Sequence[dict],
-                  fps: float = 10.0, persist: int = 3) -> str:
+                  fps: float = 10.0, persist: int = 3, title: str = "") -> str:
     """``write_rollout_video`` with events and captions taken from per-frame mark dicts
-    (see ``events_from_marks``); ``len(marks) == len(frames)``."""
+    (see ``events_from_marks``; ``title`` leads every caption, e.g. the evaluation cell);
+    ``len(marks) == len(frames)``."""
     if len(marks) != len(frames):
         raise ValueError(f"got {len(marks)} marks for {len(frames)} frames")
-    events, captions = events_from_marks(marks)
+    events, captions = events_from_marks(marks, title)
     return write_rollout_video(path, frames, events, captions, fps=fps, persist=persist)
 
 

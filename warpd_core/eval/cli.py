@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from warpd_core.cli_args import add_progress_flag, add_threads_flag, set_torch_threads
+from warpd_core.eval.profiles import DEFAULT_PROFILE, PROFILES, profile_help
+
 METHODS = ("warpd", "mlp", "dp", "ldp", "random")
 
 
@@ -22,23 +25,19 @@ def register(subparsers) -> None:
                    help="warpd: the bundle through ControllerCore + GenerationSchedule; mlp: behaviour-cloned MLP; "
                         "dp: Diffusion Policy, action chunk executed open loop for the horizon; ldp: Latent Diffusion "
                         "Policy, latent decoded to an action chunk executed open loop; random: uniform random targets")
-    q.add_argument("--profile", default="paper", choices=["quick", "paper"],
-                   help="quick: 10 seeds x 1 repeat, horizons 16 32 64 128, magnitudes 0 60; "
-                        "paper: 50 seeds x 10 repeats, horizons 16 32 64 128, magnitudes 0..100 step 20")
+    q.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=profile_help())
     add_protocol_arguments(q)
     q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override the bundle's (or dp / ldp checkpoint's) sampler")
     q.add_argument("--steps", type=int, help="override the bundle's (or dp / ldp checkpoint's) number of sampler steps")
     q.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="generator backend")
     q.add_argument("--device", default="cpu", help="generator device (cpu, cuda, cuda:N)")
-    q.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads for the torch backend (default 1: the models are small and "
-                        "extra threads cost more in synchronisation than they save, much more on a busy machine)")
+    add_threads_flag(q)
     q.add_argument("--max-batch", type=int, default=256, help="largest batch per generate call")
     q.add_argument("--gif", nargs=2, type=float, metavar=("HORIZON", "MAGNITUDE"),
                    help="record the first episode of this cell as rollout.gif (default: first horizon, largest magnitude)")
     q.add_argument("--no-gif", action="store_true", help="do not record a rollout")
     q.add_argument("--out", default="results/pusht_eval", help="results folder (default results/pusht_eval)")
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(q)
     q.set_defaults(func=run_pusht)
     from warpd_core.eval import demo_replay
 
@@ -53,8 +52,12 @@ def add_protocol_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--probability", type=float, default=0.1, help="perturbation probability per step (default 0.1)")
     q.add_argument("--seeds", type=int, help="number of env seeds (env i uses base-seed + i)")
     q.add_argument("--repeats", type=int, help="episodes per env seed and cell")
-    q.add_argument("--base-seed", type=int, default=100_000, help="first env seed (default 100000)")
-    q.add_argument("--seed", type=int, default=0, help="root of the generator and perturbation seeds")
+    q.add_argument("--base-seed", type=int, default=100_000,
+                   help="first env seed: env i starts from the initial state of seed base-seed + i (the generator "
+                        "and perturbation draws do not depend on it)")
+    q.add_argument("--seed", type=int, default=0,
+                   help="root of the generator's sampling seeds and of the perturbation draws (where and when the "
+                        "block is pushed); the env initial states come from --base-seed")
     q.add_argument("--max-steps", type=int, default=300, help="episode length limit (default 300)")
 
 
@@ -77,10 +80,8 @@ def build_method(args: argparse.Namespace):
         return _build_baseline(args)
     from warpd_core.export.bundle import load_generator
 
-    if args.backend == "torch" and args.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
+    if args.backend == "torch":
+        set_torch_threads(args.threads)
     gen = load_generator(args.model, backend=args.backend, device=args.device, sampler=args.sampler,
                          steps=args.steps, seed=args.seed)
     if (gen.obs_dim, gen.act_dim) != (5, 2):
@@ -94,10 +95,7 @@ def build_method(args: argparse.Namespace):
 
 def _build_baseline(args: argparse.Namespace):
     """MLPMethod / DPMethod / LDPMethod from a ``warpd train mlp|dp|ldp`` checkpoint directory (torch backend, CPU)."""
-    import torch
-
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    set_torch_threads(args.threads)
     if args.method == "mlp":
         from warpd_core.baselines.mlp import MLPMethod
 
@@ -124,13 +122,14 @@ def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.report import write_report
 
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
+    print(f"eval pusht ({args.profile} profile): {cfg.describe()}", flush=True)
     method, meta = build_method(args)
     if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.baselines.flops)
         meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
     record = None
     if not args.no_gif:
         record = (int(args.gif[0]), float(args.gif[1])) if args.gif else (cfg.horizons[0], max(cfg.magnitudes))
-    results = evaluate(method, cfg, progress=not args.quiet, record=record, meta=meta)
+    results = evaluate(method, cfg, progress=not args.no_progress, record=record, meta=meta)
     paths = write_report(results, args.out)
     print(open(paths["summary"], encoding="utf-8").read())
     print(f"wrote {os.path.abspath(args.out)}: " + ", ".join(sorted(os.path.basename(p) for p in paths.values())))

@@ -66,11 +66,6 @@ FINAL_HORIZON_PNG = "final_coverage_vs_horizon.png"
 # so full-precision means (results.json) agree to ~1e-15 while the tables are identical.
 CSV_DECIMALS = 9
 CHUNK_KINDS = ("dp", "ldp")  # open-loop chunk methods: one model per horizon
-SWEEP_PROFILES = ("quick", "paper")
-# quick: the paper's grid (Figure 3) with few episodes; paper: the harness's paper protocol
-# (50 env seeds x 10 repeats per training seed, warpd_core.eval.harness.PROFILES["paper"]).
-QUICK_SWEEP: dict = {"n_seeds": 10, "repeats": 1, "horizons": (16, 32, 64, 128),
-                     "magnitudes": (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -240,7 +235,7 @@ def build(kind: str, path: Optional[str], sampler: Optional[str] = None, steps: 
     from warpd_core.eval.cli import build_method
 
     args = argparse.Namespace(method=kind, model=path, sampler=sampler, steps=steps, backend="torch", device="cpu",
-                              torch_threads=1, seed=seed, max_batch=256)
+                              threads=1, seed=seed, max_batch=256)
     return build_method(args)
 
 
@@ -494,7 +489,9 @@ def write_compare(res: CompareResults, out_dir: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------
 def register(subparsers) -> None:
     """``warpd compare pusht`` (+ ``warpd compare metaworld`` when its module imports)."""
+    from warpd_core.cli_args import add_progress_flag
     from warpd_core.eval.cli import add_protocol_arguments
+    from warpd_core.eval.profiles import DEFAULT_PROFILE, PROFILES, profile_help
 
     p = subparsers.add_parser("compare", help="evaluate several methods on one protocol -> JSON, CSV, markdown, PNG",
                               description="warpd compare pusht --methods warpd=BUNDLE mlp=DIR dp=DIR ldp=DIR random")
@@ -508,14 +505,13 @@ def register(subparsers) -> None:
                         "stage mlp/dp/ldp); commas separate training seeds (averaged, spread reported); dp/ldp serve "
                         "the horizon they were trained at (repeat the label per horizon), LABEL@H=DIR binds a model "
                         "to horizon H")
-    q.add_argument("--profile", default="quick", choices=SWEEP_PROFILES,
-                   help="quick: 10 seeds x 1 repeat on horizons 16 32 64 128 x magnitudes 0..100 step 20; "
-                        "paper: 50 seeds x 10 repeats (per training seed), same grid")
+    q.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                   help=profile_help() + " (paper: per training seed)")
     add_protocol_arguments(q)
     q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override every diffusion method's sampler")
     q.add_argument("--steps", type=int, help="override every diffusion method's number of sampler steps")
     q.add_argument("--out", default="results/compare_pusht", help="results folder (default results/compare_pusht)")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(q)
     q.set_defaults(func=run_pusht)
     try:
         from warpd_core.eval.metaworld_compare import register_compare
@@ -525,22 +521,14 @@ def register(subparsers) -> None:
         p.epilog = f"warpd compare metaworld unavailable ({type(exc).__name__}: {exc})"
 
 
-def sweep_config(profile: str, **overrides) -> "EvalConfig":
-    """The EvalConfig of a sweep profile (:data:`SWEEP_PROFILES`) with non-None fields replaced."""
-    from warpd_core.eval.harness import PROFILES, EvalConfig
-
-    if profile not in SWEEP_PROFILES:
-        raise ValueError(f"profile must be one of {list(SWEEP_PROFILES)}, got {profile!r}")
-    base = QUICK_SWEEP if profile == "quick" else PROFILES["paper"]
-    return EvalConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
-
-
 def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.cli import protocol_overrides
+    from warpd_core.eval.harness import EvalConfig
 
-    cfg = sweep_config(args.profile, **protocol_overrides(args))
+    cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     specs, missing = resolve_methods(args.methods, cfg.horizons)
-    res = run_compare(specs, cfg, missing, args.profile, args.sampler, args.steps, progress=not args.quiet)
+    print(f"compare pusht ({args.profile} profile): {cfg.describe(len(specs))}", flush=True)
+    res = run_compare(specs, cfg, missing, args.profile, args.sampler, args.steps, progress=not args.no_progress)
     paths = write_compare(res, args.out)
     print(open(paths["summary"], encoding="utf-8").read())
     print(f"wall time {res.timing['total_seconds']:.1f} s; wrote {os.path.abspath(args.out)}: "

@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from warpd_core.cli_args import add_progress_flag
+
 VARIANTS_HELP = "encoder, diffusion (one policy per episode) and diffusion@H for each --horizons H"
 
 
@@ -126,14 +128,14 @@ def register(eval_subparsers) -> None:
     q.add_argument("--max-steps", type=int, default=300, help="episode length (default 300)")
     q.add_argument("--seed", type=int, default=0, help="sampling seed (episode e uses seed + e)")
     q.add_argument("--out", default="results/pusht_demos", help="results folder (default results/pusht_demos)")
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(q)
     q.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     episodes = args.episodes if args.episodes else (list(range(args.first)) if args.first else None)
     res = replay_demos(args.vae, args.model, args.data, episodes, args.horizons, args.max_steps, args.seed,
-                       progress=not args.quiet)
+                       progress=not args.no_progress)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "demo_replay.json"), "w", encoding="utf-8") as fh:
         json.dump(res, fh, indent=1)

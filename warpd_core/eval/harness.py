@@ -39,6 +39,7 @@ import numpy as np
 
 from warpd_core.envs.pusht import DEFAULT_MAX_STEPS, WORKSPACE_SIZE, BlockPerturbation, PushTEnv
 from warpd_core.eval.metrics import CellSummary, EpisodeResult, episode_score, is_success, summarize
+from warpd_core.eval.profiles import PROFILES
 from warpd_core.runtime import ControllerConfig, ControllerCore, GenerationSchedule, PolicyCandidate
 from warpd_core.runtime.controller import SOURCE_SAFE
 
@@ -238,14 +239,6 @@ class RandomMethod:
 # ----------------------------------------------------------------------------------------
 # Configuration
 # ----------------------------------------------------------------------------------------
-PROFILES: dict[str, dict[str, Any]] = {
-    # a smoke run: minutes on a laptop CPU
-    "quick": {"n_seeds": 10, "repeats": 1, "horizons": (16, 32, 64, 128), "magnitudes": (0.0, 60.0)},
-    # the paper's protocol (section 4.1, Table 3), one training seed
-    "paper": {"n_seeds": 50, "repeats": 10, "horizons": (16, 32, 64, 128),
-              "magnitudes": (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)},
-}
-
 
 @dataclass
 class EvalConfig:
@@ -300,6 +293,19 @@ class EvalConfig:
         d = dataclasses.asdict(self)
         d["horizons"], d["magnitudes"] = list(self.horizons), list(self.magnitudes)
         return d
+
+    @property
+    def n_episodes(self) -> int:
+        """Episodes one method runs under this protocol."""
+        return self.n_seeds * self.repeats * len(self.horizons) * len(self.magnitudes)
+
+    def describe(self, n_methods: int = 1) -> str:
+        """What a run is about to do, printed before it starts (``--profile paper`` takes hours)."""
+        per = (f"{self.n_seeds} env seeds x {self.repeats} repeats x {len(self.horizons)} horizons "
+               f"x {len(self.magnitudes)} magnitudes = {self.n_episodes} episodes")
+        if n_methods == 1:
+            return per
+        return f"{per} per method, {self.n_episodes * n_methods} for {n_methods} methods"
 
     def env_seed(self, i: int) -> int:
         return int(self.base_seed) + int(i)

@@ -51,6 +51,8 @@ import os
 import time
 from typing import Any, Optional, Sequence
 
+from warpd_core.cli_args import add_progress_flag, add_threads_flag
+
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 EPISODES_CSV = "episodes.csv"
@@ -327,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
         stop_on_success=not args.full_episodes and bool(spec.get("stop_on_success", True)))
     out = pick("out", "out", "results/metaworld_compare")
     res = run_comparison(methods, cfg, out, sampler=pick("sampler", "sampler", None),
-                         steps=pick("steps", "steps", None), progress=not args.quiet, torch_threads=args.torch_threads)
+                         steps=pick("steps", "steps", None), progress=not args.no_progress, torch_threads=args.threads)
     for r in sorted(res["results"], key=lambda r: r["flops_per_step"]):
         print(f"{r['label']:>16} ({r['kind']:>5}, horizon {r['horizon']:>3}): {r['gflops_per_step']:.4g} GFLOPs/step, "
               f"mean success {r['mean_success']:.3f} +- {r['se']:.3f} ({r['seconds']:.1f} s)")
@@ -354,9 +356,9 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--steps", type=int, help="override every diffusion model's number of sampler steps")
     q.add_argument("--full-episodes", action="store_true",
                    help="run every episode to max-steps (default: stop at the first success)")
-    q.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    add_threads_flag(q)
     q.add_argument("--out", help="results folder (default results/metaworld_compare)")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(q)
     q.set_defaults(func=run)
 
 

@@ -111,6 +111,9 @@ def summary_markdown(results: EvalResults) -> str:
     if "wall_seconds" in results.meta:
         head.append(f"Wall time {results.meta['wall_seconds']:.1f} s.")
         head.append("")
+    if results.recording is not None and results.recording.frames:
+        head.append(f"`{ROLLOUT_GIF}`: {rollout_cell(results.recording)}.")
+        head.append("")
     return "\n".join(head)
 
 
@@ -163,7 +166,15 @@ def write_rollout_gif(recording: Recording, path: str, fps: int = 10) -> str:
     (``warpd_core.envs.render.write_rollout``)."""
     from warpd_core.envs.render import write_rollout
 
-    return write_rollout(path, recording.frames, recording.marks, fps=fps)
+    return write_rollout(path, recording.frames, recording.marks, fps=fps, title=rollout_cell(recording, short=True))
+
+
+def rollout_cell(recording: Recording, short: bool = False) -> str:
+    """Which cell the rollout shows (GIF caption and summary.md)."""
+    if short:
+        return f"H{recording.horizon} {recording.magnitude:g}px seed {recording.env_seed}"
+    return (f"action horizon {recording.horizon}, perturbation {recording.magnitude:g} px, env seed "
+            f"{recording.env_seed} (the cell's first episode)")
 
 
 def write_report(results: EvalResults, out_dir: str) -> dict[str, str]:

@@ -128,16 +128,40 @@ class Trainer(abc.ABC):
             ran += 1
             metrics = {"epoch": self.epoch, "step": self.step, **metrics, "seconds": time.perf_counter() - t0}
             self.log.write(metrics)
+            self._show_epoch(metrics)
             if self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == self.cfg.epochs:
                 self.save()
         if ran and self.epoch % self.cfg.checkpoint_every != 0 and self.epoch != self.cfg.epochs:
             self.save()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         return metrics
 
+    # -- progress: one bar per run (batches of every remaining epoch), the ETA is the run's ----
+    _bar = None
+    _SHOWN = ("total", "loss", "l_bc", "l_ro", "l_tf")  # the losses the bar shows, where a stage has them
+
     def progress(self, iterable, total: int, desc: str):
+        """Iterate one epoch's batches (``total`` of them) on the run's bar; ``desc`` names the
+        stage and epoch (``vae epoch 3/45``)."""
         if not self.show_progress:
             return iterable
-        from tqdm import tqdm
+        if self._bar is None:
+            from tqdm import tqdm  # noqa: PLC0415
 
-        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+            remaining = max(1, self.cfg.epochs - self.epoch)
+            self._bar = tqdm(total=total * remaining, desc=f"{self.stage} {self.epoch}/{self.cfg.epochs} epochs",
+                             unit="step", dynamic_ncols=True, smoothing=0.05)
+        return self._count(iterable, desc)
+
+    def _count(self, iterable, desc: str):
+        self._bar.set_description_str(desc, refresh=False)
+        for item in iterable:
+            yield item
+            self._bar.update(1)
+
+    def _show_epoch(self, metrics: dict) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{metrics[k]:.4g}" for k in self._SHOWN if k in metrics}, refresh=True)
 
