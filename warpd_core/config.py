@@ -345,10 +345,45 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_config(cls: type, path: str | os.PathLike, overrides: list[str] | None = None) -> Any:
-    """Read YAML ``path`` into dataclass ``cls`` after applying ``key.sub=value`` overrides."""
+BASE_KEY = "base"
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config_mapping(path: str | os.PathLike, _chain: tuple = ()) -> dict:
+    """A training config file with its ``base:`` chain resolved.
+
+    ``base: other.yaml`` (a path relative to the including file) makes the file hold only what
+    differs: the base is read first (it may have a base of its own), then this file's keys
+    replace its values, sections merging key by key. The result has no ``base`` key.
+    """
     path = os.fspath(path)
     data = read_yaml_mapping(path)
+    if BASE_KEY not in data:
+        return data
+    ref = data.pop(BASE_KEY)
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(f"{path}: field 'base': expected the path of another config file, got {ref!r}")
+    base_path = os.path.normpath(os.path.join(os.path.dirname(path), ref))
+    chain = (*_chain, os.path.abspath(path))
+    if os.path.abspath(base_path) in chain:
+        raise ConfigError(f"{path}: field 'base': {ref} includes itself (through {' -> '.join(chain)})")
+    if not os.path.exists(base_path):
+        raise ConfigError(f"{path}: field 'base': {base_path} does not exist")
+    return _merge(read_config_mapping(base_path, chain), data)
+
+
+def load_config(cls: type, path: str | os.PathLike, overrides: list[str] | None = None) -> Any:
+    """Read YAML ``path`` (its ``base:`` chain resolved, :func:`read_config_mapping`) into
+    dataclass ``cls`` after applying ``key.sub=value`` overrides."""
+    path = os.fspath(path)
+    data = read_config_mapping(path)
     try:
         apply_overrides(data, overrides or [])
     except ConfigError as exc:
