@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from warpd_core.baselines.diffusion_policy import DPMethod, DPTrainConfig, DPTrainer, chunk_indices, load_dp, padded_chunk
-from warpd_core.baselines.flops import StepCost, count_flops, count_params
-from warpd_core.baselines.mlp import MLPMethod, MLPTrainConfig, MLPTrainer, load_mlp, mlp_step_cost
+from warpd_core.baselines.mlp import MLPMethod, MLPTrainConfig, MLPTrainer, load_mlp
 from warpd_core.config import ConfigError, PolicyConfig, load_config
 from warpd_core.data import EpisodeDataset
 from warpd_core.eval.harness import EvalConfig, evaluate
+from warpd_core.models.flops import StepCost, count_flops, count_params, mlp_step_cost
 from warpd_core.models.schedulers import NumpySampler
 from warpd_core.policy import PolicySpec
 
@@ -58,7 +58,7 @@ def table(results):
 # -- FLOPs ----------------------------------------------------------------------------------
 def test_flops_of_mlp_are_two_per_multiply_add():
     spec = PolicySpec(5, (256, 128), 2)
-    from warpd_core.baselines.mlp import mlp_layers
+    from warpd_core.models.policy_torch import mlp_layers
 
     net = mlp_layers(spec)
     expected = 2 * (5 * 256 + 256 * 128 + 128 * 2)
@@ -278,7 +278,7 @@ def test_ldp_trains_both_stages_and_plugs_into_harness(tmp_path):
 
 
 def test_ldp_flops_pca_stage2_and_decoder_without_state(tmp_path):
-    from warpd_core.baselines.flops import latent_diffusion_flops
+    from warpd_core.models.flops import latent_diffusion_flops
     from warpd_core.baselines.ldp import LDPMethod, LDPModelConfig, build_chunk_vae
 
     run = train_tiny_ldp(tmp_path / "ldp", pusht_like(), epochs=1)

@@ -125,7 +125,7 @@ def run_pusht(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     method, meta = build_method(args)
-    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.baselines.flops)
+    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.models.flops)
         meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
     record = None
     if not args.no_gif:
