@@ -20,6 +20,10 @@ arrives at a horizon boundary until the next policy is there (at most
 ``lockstep_policy_timeout`` seconds), so lockstep runs do not depend on timing. In realtime
 mode, no observation for ``obs_timeout`` seconds sends the safe action and reports ERROR.
 
+``obs_dim``, ``act_dim``, ``action_low`` and ``action_high`` have no default: the params file
+states them (config/pusht_controller.yaml: 5, 2, [0], [512]); ``configure`` fails naming the
+first one missing.
+
 Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` freezes
 the start-up heap (so a full garbage collection costs microseconds, not milliseconds) and starts
 acting, ``deactivate`` publishes the safe action once and stops commanding, ``cleanup``
@@ -57,7 +61,7 @@ from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, O
 from warpd_ros.conversions import candidate_from_msg  # noqa: E402
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher  # noqa: E402
 from warpd_ros.msg import Action, Observation, PolicyWeights  # noqa: E402
-from warpd_ros.params import check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
+from warpd_ros.params import Required, check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
 from warpd_ros.sched import apply_scheduling  # noqa: E402
 from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
@@ -96,12 +100,13 @@ def _safe_action(v, get):
 
 
 _CORE_PARAMS = (
-    # name, default, description, declare() keywords -- one ControllerConfig field each
-    ("obs_dim", 5, "Observation size.", {"range": (1, 1_000_000)}),
-    ("act_dim", 2, "Action size.", {"range": (1, 1_000_000)}),
-    ("action_low", [0.0], "Per-dimension lower action bound, finite (1 entry broadcasts).",
+    # name, default, description, declare() keywords -- one ControllerConfig field each. The sizes
+    # and the action bounds belong to the robot (or task): no default fits them all.
+    ("obs_dim", Required(int), "Observation size.", {"range": (1, 1_000_000)}),
+    ("act_dim", Required(int), "Action size.", {"range": (1, 1_000_000)}),
+    ("action_low", Required(list), "Per-dimension lower action bound, finite (1 entry broadcasts).",
      {"check": _bounds("action_low", "action_low", "action_high", "act_dim")}),
-    ("action_high", [512.0], "Per-dimension upper action bound, finite (1 entry broadcasts).",
+    ("action_high", Required(list), "Per-dimension upper action bound, finite (1 entry broadcasts).",
      {"check": _bounds("action_high", "action_low", "action_high", "act_dim")}),
     ("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed.", {"check": choice(*SAFE_MODES)}),
     ("safe_action", [], "Action for safe_mode=fixed, inside [action_low, action_high].", {"check": _safe_action}),

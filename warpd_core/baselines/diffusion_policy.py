@@ -37,7 +37,6 @@ from torch import nn
 from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import UNET_SIZES, ConfigError, DatasetConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
-from warpd_core.envs.pusht import WORKSPACE_SIZE
 from warpd_core.models.flops import StepCost, count_flops, count_params
 from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.models.schedulers import NumpySampler
@@ -229,17 +228,19 @@ class DPMethod:
     trained chunk length) and executes the chunk's first H actions open loop. Each env draws
     its diffusion noise from its own ``numpy.random.Generator`` seeded from
     ``(seed, env index)``, so an episode's actions do not depend on which other episodes are
-    still running. Actions are clipped to ``[low, high]`` (the controller's PushT limits).
+    still running. Actions are clipped to ``[low, high]``.
 
     Args:
         model: trained :class:`DPNet` (EMA weights), eval mode.
         chunk_len: the trained chunk length T (``DPTrainConfig.chunk_len``).
         max_horizon: the largest horizon allowed (the trained ``horizon``).
         sampler: numpy DDIM/DDPM sampler.
+        low, high: the task's action limits, as its controller clamps (required: a checkpoint
+            does not know them).
     """
 
-    def __init__(self, model: DPNet, chunk_len: int, max_horizon: int, sampler: NumpySampler, name: str = "dp",
-                 low: float = 0.0, high: float = WORKSPACE_SIZE):
+    def __init__(self, model: DPNet, chunk_len: int, max_horizon: int, sampler: NumpySampler, name: str = "dp", *,
+                 low: float, high: float):
         self.name = name
         self.model = model.eval()
         self.chunk_len, self.max_horizon = int(chunk_len), int(max_horizon)
@@ -250,6 +251,7 @@ class DPMethod:
     @classmethod
     def from_checkpoint(cls, directory: str, sampler: Optional[str] = None, steps: Optional[int] = None,
                         **kwargs) -> "DPMethod":
+        """``kwargs``: ``name``, and the required ``low`` / ``high``."""
         model, cfg, meta = load_dp(directory)
         return cls(model, int(meta["chunk_len"]), cfg.horizon, eval_sampler(cfg, sampler, steps), **kwargs)
 

@@ -264,6 +264,7 @@ class LDPMethod(DPMethod):
         denoiser: trained :class:`LatentDenoiser` (stage 2, EMA weights), conditioned on the state
             (or unconditional).
         sampler: numpy DDIM/DDPM sampler of stage 2's schedule.
+        kwargs: DPMethod's ``low`` / ``high`` (required).
     """
 
     def __init__(self, vae: ChunkVAE, denoiser: LatentDenoiser, sampler: NumpySampler, name: str = "ldp", **kwargs):

@@ -24,7 +24,6 @@ from torch import nn
 from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import ConfigError, DatasetConfig, PolicyConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
-from warpd_core.envs.pusht import WORKSPACE_SIZE
 from warpd_core.models.flops import StepCost, mlp_step_cost
 from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.models.policy_torch import mlp_layers
@@ -164,12 +163,11 @@ def load_mlp(directory: str, name: str = "last") -> tuple[BCPolicy, MLPTrainConf
 class MLPMethod:
     """The MLP baseline as a harness :class:`~warpd_core.eval.harness.Method`.
 
-    Stateless: ``act`` runs the numpy policy on every row, then clips to the action limits
-    (``[low, high]``, the controller's PushT limits by default, as ControllerCore would).
+    Stateless: ``act`` runs the numpy policy on every row, then clips to the task's action limits
+    ``[low, high]`` as ControllerCore would (required: a checkpoint does not know them).
     """
 
-    def __init__(self, spec: PolicySpec, flat: np.ndarray, name: str = "mlp",
-                 low: float = 0.0, high: float = WORKSPACE_SIZE):
+    def __init__(self, spec: PolicySpec, flat: np.ndarray, name: str = "mlp", *, low: float, high: float):
         self.name = name
         self.spec = spec
         self.policy = MLPPolicy(spec, flat)
@@ -177,6 +175,7 @@ class MLPMethod:
 
     @classmethod
     def from_checkpoint(cls, directory: str, **kwargs) -> "MLPMethod":
+        """``kwargs``: ``name``, and the required ``low`` / ``high``."""
         model, _, _ = load_mlp(directory)
         return cls(model.spec, model.flat_weights(), **kwargs)
 

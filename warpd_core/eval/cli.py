@@ -96,12 +96,14 @@ def _build_baseline(args: argparse.Namespace):
     """MLPMethod / DPMethod / LDPMethod from a ``warpd train mlp|dp|ldp`` checkpoint directory (torch backend, CPU)."""
     import torch
 
+    from warpd_core.envs.pusht import ACTION_HIGH, ACTION_LOW
+
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     if args.method == "mlp":
         from warpd_core.baselines.mlp import MLPMethod
 
-        method = MLPMethod.from_checkpoint(args.model)
+        method = MLPMethod.from_checkpoint(args.model, low=ACTION_LOW, high=ACTION_HIGH)
         dims = (method.spec.in_dim, method.spec.out_dim)
         meta = {"policy_layers": list(method.spec.layer_sizes)}
     else:
@@ -109,7 +111,7 @@ def _build_baseline(args: argparse.Namespace):
         from warpd_core.baselines.ldp import LDPMethod
 
         cls = LDPMethod if args.method == "ldp" else DPMethod
-        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps)
+        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps, low=ACTION_LOW, high=ACTION_HIGH)
         dims = (method.model.obs_dim, method.model.act_dim)
         meta = {"sampler": {"kind": method.sampler.kind, "steps": method.sampler.steps},
                 "chunk_len": method.chunk_len, "trained_horizon": method.max_horizon}
