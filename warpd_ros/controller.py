@@ -53,7 +53,7 @@ from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 
 from warpd_core.runtime.command_limits import CommandLimiter  # noqa: E402
-from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore  # noqa: E402
+from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore, Rejection  # noqa: E402
 from warpd_core.runtime.follow import RunFollower  # noqa: E402
 from warpd_core.runtime.rate import RateMonitor, rate_status  # noqa: E402
 from warpd_ros import process, qos  # noqa: E402
@@ -370,14 +370,14 @@ class ControllerNode(Node):
         size before a message is built from it (no second copy of its weights)."""
         now = time.monotonic()
         if len(raw) > self.max_msg_bytes:
-            self.core.count_rejection("oversized_message")
+            self.core.count_rejection(Rejection.OVERSIZED_MESSAGE)
             self._throttled_warn(f"rejected a {len(raw)}-byte policy message: max_weights {self.core.cfg.max_weights} "
                                  f"allows {self.max_msg_bytes} bytes")
             return
         msg = deserialize_message(raw, PolicyWeights)
         reason = self.core.offer_policy(candidate_from_msg(msg), now)
         if reason:
-            if reason.startswith("generator epoch"):
+            if self.core.last_rejection is Rejection.FOREIGN_GENERATOR:
                 self._foreign_gen_last = (int(msg.generator_epoch), now)
             self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
