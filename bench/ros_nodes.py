@@ -53,7 +53,7 @@ INITIAL_GENERATION = 1_000_000_000  # the driver's own policy; generator policie
 
 
 def spin(executor, kind: str) -> None:
-    """Until shutdown; the EventsExecutor through ``spin_once`` (see warpd_ros.controller.spin)."""
+    """Until shutdown; the EventsExecutor through ``spin_once`` (see warpd_ros.controller.make_executor)."""
     try:
         if kind == "events":
             while rclpy.ok():

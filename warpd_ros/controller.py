@@ -48,7 +48,6 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-import rclpy.exceptions  # noqa: E402
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 
@@ -629,7 +628,10 @@ class ControllerNode(Node):
 
 def make_executor(kind: str):
     """``events``: rclpy.experimental.EventsExecutor (measured here: 35/105 us p50/p99 vs 98/217 us
-    for the SingleThreadedExecutor, DESIGN.md); ``single``: the SingleThreadedExecutor."""
+    for the SingleThreadedExecutor, DESIGN.md); ``single``: the SingleThreadedExecutor. Either is
+    driven with ``spin_once`` (:func:`warpd_ros.process.run_node`): the EventsExecutor's ``spin()``
+    in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all on this machine, timers
+    included, while ``spin_once`` delivers everything (checked by ``warpd bench ros``)."""
     if kind == "events":
         from rclpy.experimental import EventsExecutor
 
@@ -637,44 +639,16 @@ def make_executor(kind: str):
     return rclpy.executors.SingleThreadedExecutor()
 
 
-def spin(executor, stop=lambda: False) -> None:
-    """Run callbacks until a signal or ``stop()``. Both executors are driven with ``spin_once``:
-    the EventsExecutor's ``spin()`` in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all
-    on this machine, timers included, while ``spin_once`` delivers everything (checked by
-    ``warpd bench ros``)."""
-    process.spin(lambda t: executor.spin_once(timeout_sec=t), stop)
-
-
-def main(args=None) -> int:
-    process.init(args)
-    try:
-        node = ControllerNode()
-    except (ValueError, rclpy.exceptions.ParameterException) as e:  # a bad parameter: one line naming it
-        print(f"warpd_controller: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    if node.autostart:
-        node.trigger_configure()
-        if node.core is None:  # configure failed: one line, non-zero exit
-            print(f"warpd_controller: configuration error: {node.config_error}", file=sys.stderr)
-            node.destroy_node()
-            rclpy.try_shutdown()
-            return 2
-        if not process.stopping():  # not if a signal came during configure
-            node.trigger_activate()
+def _place(node: ControllerNode) -> None:
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn,
                      middleware_affinity=node.middleware_cpu_affinity)
-    executor = make_executor(node.executor_kind)
-    executor.add_node(node)
-    try:
-        spin(executor, lambda: node.exit_requested)
-        if node.exit_requested:
-            process.linger(lambda t: executor.spin_once(timeout_sec=t))
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    process.exit_now(0)
+
+
+def main(args=None) -> int:
+    return process.run_node(ControllerNode, "warpd_controller", args, ready=_place,
+                            executor=lambda node: make_executor(node.executor_kind),
+                            stop=lambda node: node.exit_requested)
 
 
 if __name__ == "__main__":
