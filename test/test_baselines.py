@@ -9,16 +9,18 @@ import pytest
 import torch
 
 from warpd_core.baselines.diffusion_policy import DPMethod, DPTrainConfig, DPTrainer, chunk_indices, load_dp, padded_chunk
-from warpd_core.baselines.flops import StepCost, count_flops, count_params
-from warpd_core.baselines.mlp import MLPMethod, MLPTrainConfig, MLPTrainer, load_mlp, mlp_step_cost
+from warpd_core.baselines.mlp import MLPMethod, MLPTrainConfig, MLPTrainer, load_mlp
 from warpd_core.config import ConfigError, PolicyConfig, load_config
 from warpd_core.data import EpisodeDataset
+from warpd_core.envs.pusht import ACTION_HIGH, ACTION_LOW
 from warpd_core.eval.harness import EvalConfig, evaluate
+from warpd_core.models.flops import StepCost, count_flops, count_params, mlp_step_cost
 from warpd_core.models.schedulers import NumpySampler
 from warpd_core.policy import PolicySpec
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
+PUSHT_LIMITS = {"low": ACTION_LOW, "high": ACTION_HIGH}  # the baselines take the task's action limits
 
 
 def pusht_like(n_episodes: int = 6, length: int = 24, seed: int = 0) -> EpisodeDataset:
@@ -58,7 +60,7 @@ def table(results):
 # -- FLOPs ----------------------------------------------------------------------------------
 def test_flops_of_mlp_are_two_per_multiply_add():
     spec = PolicySpec(5, (256, 128), 2)
-    from warpd_core.baselines.mlp import mlp_layers
+    from warpd_core.models.policy_torch import mlp_layers
 
     net = mlp_layers(spec)
     expected = 2 * (5 * 256 + 256 * 128 + 128 * 2)
@@ -100,7 +102,7 @@ def test_mlp_trains_checkpoints_and_plugs_into_harness(tmp_path):
     s = ds.states[:7]
     with torch.no_grad():
         ref = model.act_norm.unnormalize(model(model.obs_norm.normalize(torch.from_numpy(s)))).numpy()
-    method = MLPMethod.from_checkpoint(tmp_path / "mlp")
+    method = MLPMethod.from_checkpoint(tmp_path / "mlp", **PUSHT_LIMITS)
     np.testing.assert_allclose(method.policy.act_batch(s), ref, rtol=1e-4, atol=1e-2)
 
     rec = Recorder(method)
@@ -109,7 +111,7 @@ def test_mlp_trains_checkpoints_and_plugs_into_harness(tmp_path):
     assert acts.shape[1] == 2 and len(acts) == sum(r.steps for r in res.rows)
     assert np.all((acts >= 0) & (acts <= 512))
     assert len(res.rows) == 4 and all(r.steps == 20 or r.success for r in res.rows)
-    assert table(res) == table(evaluate(MLPMethod.from_checkpoint(tmp_path / "mlp"), EvalConfig(**EVAL), progress=False))
+    assert table(res) == table(evaluate(MLPMethod.from_checkpoint(tmp_path / "mlp", **PUSHT_LIMITS), EvalConfig(**EVAL), progress=False))
 
 
 # -- Diffusion Policy ---------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def test_dp_trains_checkpoints_and_plugs_into_harness(tmp_path):
     for k, v in tr.ema.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
 
-    method = DPMethod.from_checkpoint(tmp_path / "dp")
+    method = DPMethod.from_checkpoint(tmp_path / "dp", **PUSHT_LIMITS)
     assert (method.sampler.kind, method.sampler.steps) == ("ddim", 4)
     cost = method.cost(6)
     x = torch.zeros(1, 8, 2)
@@ -152,7 +154,7 @@ def test_dp_trains_checkpoints_and_plugs_into_harness(tmp_path):
     # replans every horizon: ceil(steps / H) generations per episode
     for r in res.rows:
         assert r.generation_calls == -(-r.steps // r.horizon)
-    again = evaluate(DPMethod.from_checkpoint(tmp_path / "dp"), EvalConfig(**ev), progress=False)
+    again = evaluate(DPMethod.from_checkpoint(tmp_path / "dp", **PUSHT_LIMITS), EvalConfig(**ev), progress=False)
     assert table(res) == table(again)
     with pytest.raises(ValueError, match="horizon 7"):
         method.reset(2, 7, 0)
@@ -163,7 +165,7 @@ def test_dp_episode_does_not_depend_on_other_envs(tmp_path):
     ds = pusht_like(n_episodes=2, length=10)
     cfg = DPTrainConfig(unet_size="xs", horizon=4, batch_size=16, epochs=1)
     tr = DPTrainer(cfg, tmp_path / "dp", dataset=ds, show_progress=False)
-    m = DPMethod(tr.ema.model, cfg.chunk_len, cfg.horizon, NumpySampler(100, "squaredcos_cap_v2", "ddpm", 5))
+    m = DPMethod(tr.ema.model, cfg.chunk_len, cfg.horizon, NumpySampler(100, "squaredcos_cap_v2", "ddpm", 5), **PUSHT_LIMITS)
     obs = ds.states[:2].copy()
     m.reset(2, 4, seed=11)
     both = m.act(obs, np.zeros(2, np.int64), np.array([True, True]))
@@ -262,7 +264,7 @@ def test_ldp_trains_both_stages_and_plugs_into_harness(tmp_path):
     expected = encode_dataset(vae, ds, index, length)["latents"]
     np.testing.assert_allclose(run["stage2"].data["latents"].numpy(), expected, rtol=1e-6, atol=1e-6)
 
-    method = LDPMethod.from_checkpoint(tmp_path / "ldp")
+    method = LDPMethod.from_checkpoint(tmp_path / "ldp", **PUSHT_LIMITS)
     assert (method.sampler.kind, method.sampler.steps, method.max_horizon) == ("ddim", 4, 6)
     ev = dict(EVAL, horizons=(6, 4))
     rec = Recorder(method)
@@ -272,17 +274,17 @@ def test_ldp_trains_both_stages_and_plugs_into_harness(tmp_path):
     assert np.all((acts >= 0) & (acts <= 512)) and np.all(np.isfinite(acts))
     for r in res.rows:
         assert r.generation_calls == -(-r.steps // r.horizon)
-    assert table(res) == table(evaluate(LDPMethod.from_checkpoint(tmp_path / "ldp"), EvalConfig(**ev), progress=False))
+    assert table(res) == table(evaluate(LDPMethod.from_checkpoint(tmp_path / "ldp", **PUSHT_LIMITS), EvalConfig(**ev), progress=False))
     with pytest.raises(ValueError, match="horizon 7"):
         method.reset(2, 7, 0)
 
 
 def test_ldp_flops_pca_stage2_and_decoder_without_state(tmp_path):
-    from warpd_core.baselines.flops import latent_diffusion_flops
+    from warpd_core.models.flops import latent_diffusion_flops
     from warpd_core.baselines.ldp import LDPMethod, LDPModelConfig, build_chunk_vae
 
     run = train_tiny_ldp(tmp_path / "ldp", pusht_like(), epochs=1)
-    method = LDPMethod.from_checkpoint(tmp_path / "ldp")
+    method = LDPMethod.from_checkpoint(tmp_path / "ldp", **PUSHT_LIMITS)
     den, vae = method.denoiser, method.model
     per_forward = count_flops(den, torch.zeros(1, 4, 4), torch.ones(1), torch.zeros(1, 5))
     decode = 2 * ((16 + 5) * 32 + 32 * 32 + 32 * 6 * 2)  # MLP (z, s) -> 32 -> 32 -> H*A
@@ -294,7 +296,7 @@ def test_ldp_flops_pca_stage2_and_decoder_without_state(tmp_path):
     assert run["stage1"].model.decoder_state
     # stage 2 over 4 principal components: samples are lifted back to the 16-d latent (counted)
     train_tiny_ldp(tmp_path / "pca", pusht_like(), epochs=1, latent_pca=4)
-    pca = LDPMethod.from_checkpoint(tmp_path / "pca")
+    pca = LDPMethod.from_checkpoint(tmp_path / "pca", **PUSHT_LIMITS)
     assert pca.denoiser.latent_dim == 4 and pca.denoiser.projection.mean.numel() == 16
     per_forward = count_flops(pca.denoiser, torch.zeros(1, 4, 1), torch.ones(1), torch.zeros(1, 5))
     assert pca.cost(6).generation_flops == 4 * per_forward + 2 * 4 * 16 + decode

@@ -93,7 +93,7 @@ def test_pca_latent_diffusion_exports_a_folded_hypernetwork(tmp_path):
     import torch
 
     from warpd_core.export.bundle import load_generator
-    from warpd_core.train.diffusion_trainer import load_diffusion
+    from warpd_core.train.denoiser_checkpoint import load_diffusion
     from warpd_core.train.vae_trainer import load_vae
 
     vae_dir, dif, bundle = tmp_path / "vae", tmp_path / "dif", tmp_path / "bundle"

@@ -25,6 +25,7 @@ from warpd_core.runtime.controller import (
     ControllerConfig,
     ControllerCore,
     PolicyCandidate,
+    Rejection,
 )
 
 OBS_DIM, ACT_DIM = 5, 2
@@ -260,7 +261,7 @@ def test_declared_huge_network_is_rejected_before_allocation():
     tracemalloc.stop()
     assert "max_weights" in reason, reason
     assert peak < 64 * 1024 and dt < 0.05, (peak, dt)
-    assert c._pending is None and c.rejected == {"policy": 1}
+    assert c._pending is None and c.rejected == {Rejection.TOO_MANY_WEIGHTS: 1}
     # sizes at the wire limit (uint32) and absurd depth are also rejected without building anything
     for sizes in ((5, 2**32 - 1, 2), (5,) + (4096,) * 1000 + (2,)):
         assert "max_weights" in c.offer_policy(PolicyCandidate("m", 2, 1, sizes, "relu", np.zeros(4, np.float32), 8))

@@ -10,6 +10,7 @@ from warpd_core.runtime.controller import (
     ControllerConfig,
     ControllerCore,
     PolicyCandidate,
+    Rejection,
 )
 from warpd_core.runtime.generator import GenerationSchedule
 
@@ -70,18 +71,18 @@ def test_keeps_current_policy_until_next_arrives_then_safe_after_max_age():
 
 
 @pytest.mark.parametrize(
-    "mutate, reason",
+    "mutate, reason, key",
     [
-        (lambda p: setattr(p, "weights", p.weights[:-1]), "weights"),
-        (lambda p: p.weights.__setitem__(3, np.nan), "non-finite"),
-        (lambda p: setattr(p, "layer_sizes", (4, 16, 16, 2)), "obs_dim"),
-        (lambda p: setattr(p, "layer_sizes", (5, 16, 16, 3)), "act_dim"),
-        (lambda p: setattr(p, "activation", "swish"), "activation"),
-        (lambda p: setattr(p, "generation", 1), "not newer"),
-        (lambda p: setattr(p, "horizon", 0), "horizon"),
+        (lambda p: setattr(p, "weights", p.weights[:-1]), "weights", Rejection.WEIGHT_COUNT),
+        (lambda p: p.weights.__setitem__(3, np.nan), "non-finite", Rejection.NONFINITE_WEIGHTS),
+        (lambda p: setattr(p, "layer_sizes", (4, 16, 16, 2)), "obs_dim", Rejection.WRONG_IO_SIZES),
+        (lambda p: setattr(p, "layer_sizes", (5, 16, 16, 3)), "act_dim", Rejection.WRONG_IO_SIZES),
+        (lambda p: setattr(p, "activation", "swish"), "activation", Rejection.UNKNOWN_ACTIVATION),
+        (lambda p: setattr(p, "generation", 1), "not newer", Rejection.STALE_GENERATION),
+        (lambda p: setattr(p, "horizon", 0), "horizon", Rejection.BAD_HORIZON),
     ],
 )
-def test_malformed_policy_is_rejected_and_previous_kept(mutate, reason):
+def test_malformed_policy_is_rejected_and_previous_kept(mutate, reason, key):
     c = make()
     c.offer_policy(constant_policy(10.0, 1))
     c.step(OBS)
@@ -93,7 +94,7 @@ def test_malformed_policy_is_rejected_and_previous_kept(mutate, reason):
     for _ in range(6):
         out = c.step(OBS)
         assert out.generation == 1 and out.action[0] == 10.0
-    assert sum(c.rejected.values()) == 1
+    assert c.rejected == {key: 1} and c.last_rejection is key
 
 
 def test_model_id_and_size_limits():

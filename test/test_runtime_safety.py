@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, requires_ros
 from test_fault_injection import (  # noqa: F401 - fixtures
@@ -150,6 +151,25 @@ def test_bad_bound_or_period_fails_configure_with_one_line_naming_it(tmp_path, b
     assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     err = [line for line in r.stderr.splitlines() if line.startswith("warpd_controller:")]
     assert len(err) == 1 and name in err[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("missing", ["obs_dim", "action_low", "action_high"])
+def test_robot_params_file_without_sizes_or_bounds_fails_configure_naming_it(tmp_path, missing):
+    """No default fits every robot: a params file that leaves out a size or an action bound
+    must not get PushT's (a 512 clamp in radians); configure fails naming the parameter."""
+    from warpd_ros.graph import node_command
+    from warpd_ros.graph_spec import NodeSpec
+
+    params = {"autostart": True, "obs_dim": 3, "act_dim": 1, "action_low": [-1.0], "action_high": [1.0]}
+    del params[missing]
+    params_file = tmp_path / "robot.yaml"
+    params_file.write_text(yaml.safe_dump({"/**/warpd_controller": {"ros__parameters": params}}))
+    cmd = node_command(NodeSpec("controller", "warpd_controller", None, {})) + ["--params-file", str(params_file)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    err = [line for line in r.stderr.splitlines() if line.startswith("warpd_controller:")]
+    assert len(err) == 1 and f"parameter {missing}: required" in err[0], r.stderr
     assert "Traceback" not in r.stderr
 
 

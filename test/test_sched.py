@@ -156,7 +156,7 @@ def test_controller_keeps_executor_thread_apart_from_middleware_threads(tmp_path
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs 2 CPUs")
     cmd = _node("controller", "warpd_controller", autostart=True, mode="realtime", cpu_affinity=0,
-                middleware_cpu_affinity="1")
+                middleware_cpu_affinity="1", obs_dim=5, act_dim=2, action_low=[0.0], action_high=[512.0])
     with _running(cmd, tmp_path / "controller.log") as p:
         text = _wait_for_log(p, tmp_path / "controller.log", "other threads to CPUs")
         assert p.poll() is None, text

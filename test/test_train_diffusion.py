@@ -12,7 +12,8 @@ from warpd_core.export.bundle import load_generator
 from warpd_core.export.writer import write_bundle
 from warpd_core.models.hypernet import HyperDecoder
 from warpd_core.policy import PolicySpec
-from warpd_core.train.diffusion_trainer import DiffusionTrainer, lr_factor
+from warpd_core.train.diffusion_trainer import DiffusionTrainer
+from warpd_core.train.noise_prediction import lr_factor
 
 LATENT = 16  # viewed as (4, 4)
 CENTERS = np.stack([np.linspace(-1, 1, LATENT), -np.linspace(-1, 1, LATENT)]).astype(np.float32) * 2.0

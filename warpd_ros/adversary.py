@@ -1,14 +1,10 @@
-"""Shared parts of the perturbation nodes: answering each observation with an adversary's
-decision, and the main() of a node that only spins."""
+"""Shared part of the perturbation nodes: answering each observation with an adversary's decision."""
 
 from __future__ import annotations
 
-import sys
-
-import rclpy
 from rclpy.node import Node
 
-from warpd_ros import process, qos
+from warpd_ros import qos
 from warpd_ros.msg import Observation, Perturbation
 
 
@@ -45,20 +41,3 @@ class AdversaryNode(Node):
             self.events += 1
         self._last = out
         self.pub.publish(out)
-
-
-def run_node(node_class, name: str, args=None) -> int:
-    """main() of a node that only spins: one line and exit 2 on a configuration error."""
-    process.init(args)
-    try:
-        node = node_class()
-    except ValueError as e:
-        print(f"{name}: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        process.spin(lambda t: rclpy.spin_once(node, timeout_sec=t))
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    process.exit_now(0)

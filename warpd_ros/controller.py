@@ -20,6 +20,10 @@ arrives at a horizon boundary until the next policy is there (at most
 ``lockstep_policy_timeout`` seconds), so lockstep runs do not depend on timing. In realtime
 mode, no observation for ``obs_timeout`` seconds sends the safe action and reports ERROR.
 
+``obs_dim``, ``act_dim``, ``action_low`` and ``action_high`` have no default: the params file
+states them (config/pusht_controller.yaml: 5, 2, [0], [512]); ``configure`` fails naming the
+first one missing.
+
 Managed (lifecycle) node: ``configure`` validates parameters and adapters, ``activate`` freezes
 the start-up heap (so a full garbage collection costs microseconds, not milliseconds) and starts
 acting, ``deactivate`` publishes the safe action once and stops commanding, ``cleanup``
@@ -44,12 +48,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-import rclpy.exceptions  # noqa: E402
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 
 from warpd_core.runtime.command_limits import CommandLimiter  # noqa: E402
-from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore  # noqa: E402
+from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore, Rejection  # noqa: E402
 from warpd_core.runtime.follow import RunFollower  # noqa: E402
 from warpd_core.runtime.rate import RateMonitor, rate_status  # noqa: E402
 from warpd_ros import process, qos  # noqa: E402
@@ -57,7 +60,7 @@ from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, O
 from warpd_ros.conversions import candidate_from_msg  # noqa: E402
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher  # noqa: E402
 from warpd_ros.msg import Action, Observation, PolicyWeights  # noqa: E402
-from warpd_ros.params import check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
+from warpd_ros.params import Required, check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
 from warpd_ros.sched import apply_scheduling  # noqa: E402
 from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
@@ -96,12 +99,13 @@ def _safe_action(v, get):
 
 
 _CORE_PARAMS = (
-    # name, default, description, declare() keywords -- one ControllerConfig field each
-    ("obs_dim", 5, "Observation size.", {"range": (1, 1_000_000)}),
-    ("act_dim", 2, "Action size.", {"range": (1, 1_000_000)}),
-    ("action_low", [0.0], "Per-dimension lower action bound, finite (1 entry broadcasts).",
+    # name, default, description, declare() keywords -- one ControllerConfig field each. The sizes
+    # and the action bounds belong to the robot (or task): no default fits them all.
+    ("obs_dim", Required(int), "Observation size.", {"range": (1, 1_000_000)}),
+    ("act_dim", Required(int), "Action size.", {"range": (1, 1_000_000)}),
+    ("action_low", Required(list), "Per-dimension lower action bound, finite (1 entry broadcasts).",
      {"check": _bounds("action_low", "action_low", "action_high", "act_dim")}),
-    ("action_high", [512.0], "Per-dimension upper action bound, finite (1 entry broadcasts).",
+    ("action_high", Required(list), "Per-dimension upper action bound, finite (1 entry broadcasts).",
      {"check": _bounds("action_high", "action_low", "action_high", "act_dim")}),
     ("safe_mode", "hold", "Safe action: hold | zero | last_valid | fixed.", {"check": choice(*SAFE_MODES)}),
     ("safe_action", [], "Action for safe_mode=fixed, inside [action_low, action_high].", {"check": _safe_action}),
@@ -365,14 +369,14 @@ class ControllerNode(Node):
         size before a message is built from it (no second copy of its weights)."""
         now = time.monotonic()
         if len(raw) > self.max_msg_bytes:
-            self.core.count_rejection("oversized_message")
+            self.core.count_rejection(Rejection.OVERSIZED_MESSAGE)
             self._throttled_warn(f"rejected a {len(raw)}-byte policy message: max_weights {self.core.cfg.max_weights} "
                                  f"allows {self.max_msg_bytes} bytes")
             return
         msg = deserialize_message(raw, PolicyWeights)
         reason = self.core.offer_policy(candidate_from_msg(msg), now)
         if reason:
-            if reason.startswith("generator epoch"):
+            if self.core.last_rejection is Rejection.FOREIGN_GENERATOR:
                 self._foreign_gen_last = (int(msg.generator_epoch), now)
             self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
@@ -624,7 +628,10 @@ class ControllerNode(Node):
 
 def make_executor(kind: str):
     """``events``: rclpy.experimental.EventsExecutor (measured here: 35/105 us p50/p99 vs 98/217 us
-    for the SingleThreadedExecutor, DESIGN.md); ``single``: the SingleThreadedExecutor."""
+    for the SingleThreadedExecutor, DESIGN.md); ``single``: the SingleThreadedExecutor. Either is
+    driven with ``spin_once`` (:func:`warpd_ros.process.run_node`): the EventsExecutor's ``spin()``
+    in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all on this machine, timers
+    included, while ``spin_once`` delivers everything (checked by ``warpd bench ros``)."""
     if kind == "events":
         from rclpy.experimental import EventsExecutor
 
@@ -632,44 +639,16 @@ def make_executor(kind: str):
     return rclpy.executors.SingleThreadedExecutor()
 
 
-def spin(executor, stop=lambda: False) -> None:
-    """Run callbacks until a signal or ``stop()``. Both executors are driven with ``spin_once``:
-    the EventsExecutor's ``spin()`` in rclpy 9.1.2 (Kilted wheels) dispatched no callback at all
-    on this machine, timers included, while ``spin_once`` delivers everything (checked by
-    ``warpd bench ros``)."""
-    process.spin(lambda t: executor.spin_once(timeout_sec=t), stop)
-
-
-def main(args=None) -> int:
-    process.init(args)
-    try:
-        node = ControllerNode()
-    except (ValueError, rclpy.exceptions.ParameterException) as e:  # a bad parameter: one line naming it
-        print(f"warpd_controller: configuration error: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    if node.autostart:
-        node.trigger_configure()
-        if node.core is None:  # configure failed: one line, non-zero exit
-            print(f"warpd_controller: configuration error: {node.config_error}", file=sys.stderr)
-            node.destroy_node()
-            rclpy.try_shutdown()
-            return 2
-        if not process.stopping():  # not if a signal came during configure
-            node.trigger_activate()
+def _place(node: ControllerNode) -> None:
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, 0, node.sched_fifo_priority, info=log.info, warn=log.warn,
                      middleware_affinity=node.middleware_cpu_affinity)
-    executor = make_executor(node.executor_kind)
-    executor.add_node(node)
-    try:
-        spin(executor, lambda: node.exit_requested)
-        if node.exit_requested:
-            process.linger(lambda t: executor.spin_once(timeout_sec=t))
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    process.exit_now(0)
+
+
+def main(args=None) -> int:
+    return process.run_node(ControllerNode, "warpd_controller", args, ready=_place,
+                            executor=lambda node: make_executor(node.executor_kind),
+                            stop=lambda node: node.exit_requested)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import sys
 
 from warpd_core.envs.robosuite_env import EEPerturbation
 from warpd_ros.params import declare
-from warpd_ros.adversary import AdversaryNode, run_node
+from warpd_ros import process
+from warpd_ros.adversary import AdversaryNode
 
 
 class EEPerturbationNode(AdversaryNode):
@@ -33,7 +34,7 @@ class EEPerturbationNode(AdversaryNode):
 
 
 def main(args=None) -> int:
-    return run_node(EEPerturbationNode, "ee_perturbation", args)
+    return process.run_node(EEPerturbationNode, "ee_perturbation", args)
 
 
 if __name__ == "__main__":

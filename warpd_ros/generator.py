@@ -30,7 +30,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 
 from warpd_core.runtime.follow import RunFollower  # noqa: E402
@@ -82,6 +81,7 @@ class GeneratorNode(Node):
         self.late = 0
         self._worker = None
         self.exit_requested = False  # a lifecycle shutdown transition: main() ends the process
+        self.config_error = ""  # why configure failed (main prints it at autostart)
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -290,37 +290,15 @@ class GeneratorNode(Node):
         self._worker = None
 
 
-def main(args=None) -> int:
-    process.init(args)
-    try:
-        node = GeneratorNode()
-    except Exception as e:  # parameter errors: one line, non-zero exit
-        print(f"warpd_generator: {type(e).__name__}: {e}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    if node.autostart:
-        node.trigger_configure()
-        if node.gen is None:  # configure failed: one line, non-zero exit
-            print(f"warpd_generator: {getattr(node, 'config_error', 'configure failed')}", file=sys.stderr)
-            node.destroy_node()
-            rclpy.try_shutdown()
-            return 2
-        if not process.stopping():  # not if a signal came while the model was loading
-            node.trigger_activate()
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(node)
+def _place(node: GeneratorNode) -> None:
     log = node.get_logger()
     apply_scheduling(node.cpu_affinity, node.nice, 0, info=log.info, warn=log.warn)
-    spin_once = lambda t: executor.spin_once(timeout_sec=t)  # noqa: E731
-    try:
-        process.spin(spin_once, lambda: node.exit_requested)
-        if node.exit_requested:
-            process.linger(spin_once)
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    process.exit_now(0)
+
+
+def main(args=None) -> int:
+    # any exception while building the node is a configuration error (e.g. a bundle that does not load)
+    return process.run_node(GeneratorNode, "warpd_generator", args, errors=(Exception,), ready=_place,
+                            stop=lambda node: node.exit_requested, release=lambda node: node.shutdown())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ descriptor, so ``ros2 param describe`` shows it) and a check. The same checks ru
 * when the values are used (``configure``, or a plain node's constructor): :func:`check_all`,
   because values from a params file or ``-p`` never pass through the callback.
 
+A parameter declared with :class:`Required` has no default: a value that only fits one task
+(PushT's 512-pixel action range) must not reach a robot whose params file left it out, so
+``configure`` fails naming it instead.
+
 A check is ``check(value, get) -> str``: '' when ``value`` is acceptable, else what is wrong
 with it (the caller adds the parameter's name). ``get(name)`` is another parameter's value as
 it will be after the change, for checks that relate parameters (``action_low <= action_high``).
@@ -18,6 +22,7 @@ it will be after the change, for checks that relate parameters (``action_low <= 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -27,15 +32,35 @@ Check = Callable[[object, Callable[[str], object]], str]
 _CHECKS = "_warpd_param_checks"
 
 
+@dataclass(frozen=True)
+class Required:
+    """The default of a parameter that has none: ``kind`` ``int`` or ``list`` (of floats) is its
+    type. Until a params file or ``-p`` sets it, :func:`check_all` fails naming it."""
+
+    kind: type
+
+    def check(self, inner: Check | None) -> Check:
+        def check(v, get):
+            if v is None or (isinstance(v, list) and not v):
+                return "required, no default: set it in the params file or with -p"
+            return inner(v, get) if inner else ""
+        return check
+
+
 def declare(node, name: str, default, description: str, read_only: bool = False, dynamic_typing: bool = False,
             check: Check | None = None, range: tuple | None = None):
     """Declare ``name`` with a description and return its value.
 
-    ``range``: ``(low, high)`` for a scalar (inclusive), written into the descriptor's
+    ``default``: the value, or :class:`Required` for none (the parameter is declared typed and
+    unset). ``range``: ``(low, high)`` for a scalar (inclusive), written into the descriptor's
     FloatingPointRange / IntegerRange and checked like ``check``. ``read_only``: only settable
     at start-up (params file, ``-p``). ``dynamic_typing``: accept any type (e.g. a CPU list given
     as ``cpu_affinity:=1``, which ROS parses as an integer).
     """
+    required = default if isinstance(default, Required) else None
+    if required is not None:
+        description = f"{description} Required (no default)."
+        default = {int: 0, list: []}[required.kind]  # the type; never used as a value
     desc = ParameterDescriptor(description=description, read_only=read_only, dynamic_typing=dynamic_typing)
     checks = _checks(node)
     if range is not None:
@@ -50,6 +75,13 @@ def declare(node, name: str, default, description: str, read_only: bool = False,
         checks[name] = number(lo, hi) if check is None else _both(number(lo, hi), check)
     elif check is not None:
         checks[name] = check
+    if required is not None:
+        checks[name] = required.check(checks.get(name))
+        if required.kind is int:
+            from rclpy.parameter import Parameter
+
+            node.declare_parameter(name, Parameter.Type.INTEGER, desc)
+            return value_of(node, name)
     if isinstance(default, list) and len(default) == 0:
         # typed empty list: ROS needs a type for an empty array default
         from rclpy.exceptions import ParameterUninitializedException

@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 from warpd_core.envs.pusht import BlockPerturbation
-from warpd_ros.adversary import AdversaryNode, run_node
+from warpd_ros import process
+from warpd_ros.adversary import AdversaryNode
 from warpd_ros.params import declare
 
 
@@ -30,7 +31,7 @@ class PerturbationNode(AdversaryNode):
 
 
 def main(args=None) -> int:
-    return run_node(PerturbationNode, "perturbation", args)
+    return process.run_node(PerturbationNode, "perturbation", args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""How a node process starts and ends: every warpd node's ``main`` goes through here.
+"""How a node process starts and ends: every warpd node's ``main`` is :func:`run_node`.
 
-What a user depends on: Ctrl-C (SIGINT, to the whole process group, as a terminal or
+What a user depends on: a configuration error (a bad parameter, a broken bundle) ends the
+process with exit code 2 and one line on stderr, ``NAME: configuration error: ...``; Ctrl-C (SIGINT, to the whole process group, as a terminal or
 ``ros2 launch`` sends it) and SIGTERM end every node, mid-episode or idle, with exit code 0 and
 nothing on stderr; a lifecycle ``shutdown`` transition ends the process too.
 
@@ -29,6 +30,7 @@ import sys
 import time
 
 import rclpy
+import rclpy.exceptions
 import rclpy.executors
 from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 
@@ -107,3 +109,55 @@ def linger(spin_once, seconds: float = 0.3) -> None:
     response (and the last safe action) must leave the process before its publishers go."""
     end = time.monotonic() + seconds
     spin(spin_once, stop=lambda: time.monotonic() > end, timeout=0.05)
+
+
+def run_node(make_node, name: str, args=None, *, errors: tuple = (ValueError, rclpy.exceptions.ParameterException),
+             ready=None, executor=None, stop=None, timeout: float = 0.5, linger_s: float = 0.3, finish=None,
+             release=None) -> int:
+    """The ``main`` of a node process; the hooks get the node.
+
+    1. :func:`init`, ``make_node()``. One of ``errors`` while building it: one line
+       ``NAME: configuration error: ...`` on stderr, return 2.
+    2. A node whose ``autostart`` is true is configured -- failing, the same line with its
+       ``config_error`` and return 2 -- and activated unless a signal came meanwhile.
+    3. ``ready()`` (CPU placement), then serve ``executor()`` (default: a SingleThreadedExecutor)
+       until a signal or ``stop()`` (a lifecycle shutdown, the last episode). After ``stop()``
+       keep serving ``linger_s`` seconds, then ``finish()``.
+    4. ``release()``, ``destroy_node``, rclpy shutdown, and :func:`exit_now` with 0.
+    """
+    init(args)
+    try:
+        node = make_node()
+    except errors as e:
+        return _config_error(name, str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+    if getattr(node, "autostart", False):
+        node.trigger_configure()
+        if node.config_error:
+            node.destroy_node()
+            return _config_error(name, node.config_error)
+        if not stopping():  # not if a signal came during configure (a model loading)
+            node.trigger_activate()
+    if ready is not None:
+        ready(node)
+    ex = executor(node) if executor is not None else rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    spin_once = lambda t: ex.spin_once(timeout_sec=t)  # noqa: E731
+    done = (lambda: stop(node)) if stop is not None else (lambda: False)
+    try:
+        spin(spin_once, done, timeout)
+        if done():
+            linger(spin_once, linger_s)
+            if finish is not None:
+                finish(node)
+    finally:
+        if release is not None:
+            release(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    exit_now(0)
+
+
+def _config_error(name: str, text: str) -> int:
+    print(f"{name}: configuration error: {text}", file=sys.stderr)
+    rclpy.try_shutdown()
+    return 2

@@ -14,7 +14,7 @@ sampler. Our choice: the chunk starts at the current step (DP's reference also p
 ``n_obs-1`` past actions and drops them; they are never executed). Both are min-max
 normalised to [-1, 1] (buffers in the model). Epsilon-prediction MSE with
 ``diffusers.DDPMScheduler``, AdamW + warm-up/cosine LR, EMA weights for sampling: the latent
-diffusion trainer's recipe (:mod:`warpd_core.train.diffusion_trainer`), reused.
+diffusion's recipe (:mod:`warpd_core.train.noise_prediction`), shared.
 
 Evaluation (:class:`DPMethod`): every ``horizon`` steps a chunk is sampled (numpy DDIM/DDPM,
 :class:`~warpd_core.models.schedulers.NumpySampler`, batched over the envs that are due) and
@@ -34,18 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from warpd_core.baselines.flops import StepCost, count_flops, count_params
 from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import UNET_SIZES, ConfigError, DatasetConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
-from warpd_core.envs.pusht import WORKSPACE_SIZE
+from warpd_core.models.flops import StepCost, count_flops, count_params
 from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.models.schedulers import NumpySampler
 from warpd_core.models.unet1d import ConditionalUnet1D
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
-from warpd_core.train.diffusion_trainer import make_noise_scheduler, noise_prediction_epoch
 from warpd_core.train.ema import EMA
+from warpd_core.train.noise_prediction import make_noise_scheduler, noise_prediction_epoch
+from warpd_core.train.stages import check_stage
 
 STAGE = "dp"
 
@@ -195,8 +195,7 @@ def load_dp(directory: str, name: str = "last", ema: bool = True) -> tuple[DPNet
     """Rebuild the DP network (EMA weights by default) from ``<directory>/<name>.{json,safetensors}``."""
     tensors, meta = load_checkpoint(directory, name)
     path = os.path.join(os.fspath(directory), f"{name}.json")
-    if meta.get("stage") != STAGE:
-        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected {STAGE!r}")
+    check_stage(meta, path, STAGE)
     cfg = config_from_dict(DPTrainConfig, meta["config"], path)
     model = build_net(cfg, int(meta["obs_dim"]), int(meta["act_dim"]))
     load_unique_state_dict(model, unprefixed("model.ema" if ema else "model.dp", tensors), path)
@@ -229,17 +228,19 @@ class DPMethod:
     trained chunk length) and executes the chunk's first H actions open loop. Each env draws
     its diffusion noise from its own ``numpy.random.Generator`` seeded from
     ``(seed, env index)``, so an episode's actions do not depend on which other episodes are
-    still running. Actions are clipped to ``[low, high]`` (the controller's PushT limits).
+    still running. Actions are clipped to ``[low, high]``.
 
     Args:
         model: trained :class:`DPNet` (EMA weights), eval mode.
         chunk_len: the trained chunk length T (``DPTrainConfig.chunk_len``).
         max_horizon: the largest horizon allowed (the trained ``horizon``).
         sampler: numpy DDIM/DDPM sampler.
+        low, high: the task's action limits, as its controller clamps (required: a checkpoint
+            does not know them).
     """
 
-    def __init__(self, model: DPNet, chunk_len: int, max_horizon: int, sampler: NumpySampler, name: str = "dp",
-                 low: float = 0.0, high: float = WORKSPACE_SIZE):
+    def __init__(self, model: DPNet, chunk_len: int, max_horizon: int, sampler: NumpySampler, name: str = "dp", *,
+                 low: float, high: float):
         self.name = name
         self.model = model.eval()
         self.chunk_len, self.max_horizon = int(chunk_len), int(max_horizon)
@@ -250,6 +251,7 @@ class DPMethod:
     @classmethod
     def from_checkpoint(cls, directory: str, sampler: Optional[str] = None, steps: Optional[int] = None,
                         **kwargs) -> "DPMethod":
+        """``kwargs``: ``name``, and the required ``low`` / ``high``."""
         model, cfg, meta = load_dp(directory)
         return cls(model, int(meta["chunk_len"]), cfg.horizon, eval_sampler(cfg, sampler, steps), **kwargs)
 

@@ -44,17 +44,18 @@ import torch
 from torch import nn
 
 from warpd_core.baselines.diffusion_policy import DPMethod, eval_sampler
-from warpd_core.baselines.flops import StepCost, count_flops, count_params, latent_diffusion_flops
 from warpd_core.config import ConfigError, DatasetConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
 from warpd_core.models.denoiser import LatentDenoiser
+from warpd_core.models.flops import StepCost, count_flops, count_params, latent_diffusion_flops
 from warpd_core.models.normalizer import AffineNormalizer
 from warpd_core.models.schedulers import NumpySampler
 from warpd_core.models.vae import TrajectoryEncoder
 from warpd_core.models.world_model import mlp
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
-from warpd_core.train.diffusion_trainer import load_diffusion
+from warpd_core.train.denoiser_checkpoint import load_diffusion
+from warpd_core.train.stages import check_stage
 from warpd_core.train.vae_trainer import vae_losses
 
 STAGE = "ldp"
@@ -221,8 +222,7 @@ def load_ldp(directory: str, name: str = "last") -> tuple[ChunkVAE, LDPTrainConf
     """Rebuild the stage-1 chunk VAE from ``<directory>/<name>.{json,safetensors}``."""
     tensors, meta = load_checkpoint(directory, name)
     path = os.path.join(os.fspath(directory), f"{name}.json")
-    if meta.get("stage") != STAGE:
-        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected {STAGE!r}")
+    check_stage(meta, path, STAGE)
     cfg = config_from_dict(LDPTrainConfig, meta["config"], path)
     model = build_chunk_vae(cfg, int(meta["obs_dim"]), int(meta["act_dim"]))
     load_unique_state_dict(model, unprefixed("model.ldp", tensors), path)
@@ -264,6 +264,7 @@ class LDPMethod(DPMethod):
         denoiser: trained :class:`LatentDenoiser` (stage 2, EMA weights), conditioned on the state
             (or unconditional).
         sampler: numpy DDIM/DDPM sampler of stage 2's schedule.
+        kwargs: DPMethod's ``low`` / ``high`` (required).
     """
 
     def __init__(self, vae: ChunkVAE, denoiser: LatentDenoiser, sampler: NumpySampler, name: str = "ldp", **kwargs):

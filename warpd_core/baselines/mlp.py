@@ -21,15 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from warpd_core.baselines.flops import StepCost, count_flops, count_params
 from warpd_core.baselines.task_input import with_task_onehot
 from warpd_core.config import ConfigError, DatasetConfig, PolicyConfig, config_from_dict
 from warpd_core.data import EpisodeDataset
-from warpd_core.envs.pusht import WORKSPACE_SIZE
+from warpd_core.models.flops import StepCost, mlp_step_cost
 from warpd_core.models.normalizer import AffineNormalizer
+from warpd_core.models.policy_torch import mlp_layers
 from warpd_core.policy import MLPPolicy, PolicySpec
 from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
+from warpd_core.train.stages import check_stage
 
 STAGE = "mlp"
 
@@ -73,22 +74,6 @@ class MLPTrainConfig:
                 raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr / weight_decay: expected lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
-
-
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "identity": nn.Identity,
-                "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
-
-
-def mlp_layers(spec: PolicySpec) -> nn.Sequential:
-    """``nn.Sequential`` of Linear (+ activation on hidden layers) for ``spec``; its
-    ``Linear.weight`` (out, in) is the flat layout's ``W_l`` so :func:`flat_weights` is a copy."""
-    layers: list[nn.Module] = []
-    sizes = spec.layer_sizes
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(spec.hidden):
-            layers.append(_ACTIVATIONS[spec.activation]())
-    return nn.Sequential(*layers)
 
 
 class BCPolicy(nn.Module):
@@ -168,29 +153,21 @@ def load_mlp(directory: str, name: str = "last") -> tuple[BCPolicy, MLPTrainConf
     """Rebuild the trained :class:`BCPolicy` from ``<directory>/<name>.{json,safetensors}``."""
     tensors, meta = load_checkpoint(directory, name)
     path = os.path.join(os.fspath(directory), f"{name}.json")
-    if meta.get("stage") != STAGE:
-        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected {STAGE!r}")
+    check_stage(meta, path, STAGE)
     cfg = config_from_dict(MLPTrainConfig, meta["config"], path)
     model = BCPolicy(PolicySpec.from_dict(meta["policy_spec"]))
     load_unique_state_dict(model, unprefixed("model.policy", tensors), path)
     return model.eval(), cfg, meta
 
 
-def mlp_step_cost(spec: PolicySpec, horizon: int) -> StepCost:
-    """No generation; the MLP runs every step: 2 * sum(in * out) FLOPs (bias adds not counted)."""
-    net = mlp_layers(spec)
-    return StepCost(0, count_flops(net, torch.zeros(1, spec.in_dim)), horizon, count_params(net), 0)
-
-
 class MLPMethod:
     """The MLP baseline as a harness :class:`~warpd_core.eval.harness.Method`.
 
-    Stateless: ``act`` runs the numpy policy on every row, then clips to the action limits
-    (``[low, high]``, the controller's PushT limits by default, as ControllerCore would).
+    Stateless: ``act`` runs the numpy policy on every row, then clips to the task's action limits
+    ``[low, high]`` as ControllerCore would (required: a checkpoint does not know them).
     """
 
-    def __init__(self, spec: PolicySpec, flat: np.ndarray, name: str = "mlp",
-                 low: float = 0.0, high: float = WORKSPACE_SIZE):
+    def __init__(self, spec: PolicySpec, flat: np.ndarray, name: str = "mlp", *, low: float, high: float):
         self.name = name
         self.spec = spec
         self.policy = MLPPolicy(spec, flat)
@@ -198,6 +175,7 @@ class MLPMethod:
 
     @classmethod
     def from_checkpoint(cls, directory: str, **kwargs) -> "MLPMethod":
+        """``kwargs``: ``name``, and the required ``low`` / ``high``."""
         model, _, _ = load_mlp(directory)
         return cls(model.spec, model.flat_weights(), **kwargs)
 

@@ -14,5 +14,5 @@ numbers and writes ``<out_dir>/<section>.json`` and ``<out_dir>/<section>.md``:
 
 Benchmarks measure and report; they assert nothing about the numbers (the targets are
 compared in the written tables, pass or fail). This package imports no ROS: the ROS
-sections start the nodes and :mod:`warpd_ros.bench_nodes` as separate processes.
+sections start the nodes and the checkout's ``bench/ros_nodes.py`` as separate processes.
 """

@@ -124,16 +124,15 @@ def proc_maps_contain(pid: int, needle: str) -> bool | None:
 
 
 # -- child processes --------------------------------------------------------------------------
-def bench_node_cmd(mode: str, *args: str) -> list[str]:
-    """Command line running ``warpd_ros/bench_nodes.py <mode> <args>`` with this interpreter.
+BENCH_NODES = REPO_ROOT / "bench" / "ros_nodes.py"  # ROS-side helpers: in the checkout, not in any install
 
-    The file is run by path (not ``-m warpd_ros.bench_nodes``) so a colcon install made before
-    the file existed still works; its imports resolve against the installed ``warpd_ros``."""
-    path = REPO_ROOT / "warpd_ros" / "bench_nodes.py"
-    if path.exists():
-        code = f"import runpy, sys; sys.argv[0] = {str(path)!r}; runpy.run_path({str(path)!r}, run_name='__main__')"
-        return [sys.executable, "-c", code, mode, *args]
-    return [sys.executable, "-m", "warpd_ros.bench_nodes", mode, *args]
+
+def bench_node_cmd(mode: str, *args: str) -> list[str]:
+    """Command line running ``bench/ros_nodes.py <mode> <args>`` with this interpreter (its
+    ROS imports resolve against the built ``warpd_ros``). RuntimeError outside a checkout."""
+    if not BENCH_NODES.is_file():
+        raise RuntimeError(f"{BENCH_NODES} not found: the ROS benchmarks run from a warpd checkout")
+    return [sys.executable, str(BENCH_NODES), mode, *args]
 
 
 def ros_env(domain_id: int | None = None) -> dict[str, str]:

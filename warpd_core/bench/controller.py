@@ -7,7 +7,7 @@ Implementations side by side on the same weights and observations:
   observation check, the forward, finiteness check, clamp (what the node calls).
 * ``ros_node_callback`` -- ``ControllerNode.on_observation`` in a child process with real
   rclpy messages (frombuffer, step, Action fill, publish to no subscriber); see
-  :mod:`warpd_ros.bench_nodes` ``nodestep``. Skipped without ROS.
+  ``bench/ros_nodes.py`` ``nodestep``. Skipped without ROS.
 * ``torch``           -- ``nn.Sequential`` of Linear/ReLU, ``torch.no_grad()`` entered per
   call, one intra-op thread, input copied into a preallocated tensor.
 * ``onnxruntime``     -- the same MLP exported with ``torch.onnx`` (CPU provider, one thread,

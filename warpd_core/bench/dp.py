@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from warpd_core.baselines.flops import count_flops  # noqa: F401 - one implementation, re-exported
+from warpd_core.models.flops import count_flops  # noqa: F401 - one implementation, re-exported
 from warpd_core.bench.common import LATENTS, LoadMonitor, Target, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, N_OBS_STEPS = 5, 2, (256, 256), 2

@@ -8,7 +8,7 @@ Phases, each a fresh set of processes in a ROS domain of its own (``ROS_DOMAIN_I
   obs_qos:=sensor``); the driver publishes one policy first (transient local).
 * ``controller+generator`` -- as above with a generator process beside it regenerating every
   horizon: the real generator node on an initialised bundle (``warpd export init``) when the
-  learning core is there, else ``bench_nodes weights`` publishing PolicyWeights of the same
+  learning core is there, else ``bench/ros_nodes.py weights`` publishing PolicyWeights of the same
   size at the horizon rate. Warm-up lasts until an action computed by a generated policy
   arrives.
 

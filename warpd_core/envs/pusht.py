@@ -43,6 +43,8 @@ with warnings.catch_warnings():
 ENV_ID = "gym_pusht/PushT-v0"
 WORKSPACE_SIZE = 512.0
 """Actions and positions live in [0, WORKSPACE_SIZE]^2 pixels."""
+ACTION_LOW, ACTION_HIGH = 0.0, WORKSPACE_SIZE
+"""The action limits a PushT controller clamps to (config/pusht_controller.yaml)."""
 WALL_MIN, WALL_MAX = 7.0, 504.0
 """Inner faces of the walls (segments at 5 and 506 px with radius 2)."""
 AGENT_RADIUS = 15.0

@@ -95,11 +95,13 @@ def build_method(args: argparse.Namespace):
 
 def _build_baseline(args: argparse.Namespace):
     """MLPMethod / DPMethod / LDPMethod from a ``warpd train mlp|dp|ldp`` checkpoint directory (torch backend, CPU)."""
+    from warpd_core.envs.pusht import ACTION_HIGH, ACTION_LOW
+
     set_torch_threads(args.threads)
     if args.method == "mlp":
         from warpd_core.baselines.mlp import MLPMethod
 
-        method = MLPMethod.from_checkpoint(args.model)
+        method = MLPMethod.from_checkpoint(args.model, low=ACTION_LOW, high=ACTION_HIGH)
         dims = (method.spec.in_dim, method.spec.out_dim)
         meta = {"policy_layers": list(method.spec.layer_sizes)}
     else:
@@ -107,7 +109,7 @@ def _build_baseline(args: argparse.Namespace):
         from warpd_core.baselines.ldp import LDPMethod
 
         cls = LDPMethod if args.method == "ldp" else DPMethod
-        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps)
+        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps, low=ACTION_LOW, high=ACTION_HIGH)
         dims = (method.model.obs_dim, method.model.act_dim)
         meta = {"sampler": {"kind": method.sampler.kind, "steps": method.sampler.steps},
                 "chunk_len": method.chunk_len, "trained_horizon": method.max_horizon}
@@ -124,7 +126,7 @@ def run_pusht(args: argparse.Namespace) -> int:
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     print(f"eval pusht ({args.profile} profile): {cfg.describe()}", flush=True)
     method, meta = build_method(args)
-    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.baselines.flops)
+    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.models.flops)
         meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
     record = None
     if not args.no_gif:

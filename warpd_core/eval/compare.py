@@ -33,7 +33,7 @@ Method specs (``--methods``), ``LABEL[@H]=DIR[,DIR...]`` or ``random``:
   horizon). Cells no model serves are listed as missing (summary.md, results.json) and left
   blank; two models for one (label, horizon) are an error.
 
-FLOPs per control step (:mod:`warpd_core.baselines.flops`) are counted on the modules each
+FLOPs per control step (:mod:`warpd_core.models.flops`) are counted on the modules each
 method runs; random costs 0.
 
 The Metaworld comparison registers itself as ``warpd compare metaworld`` through
@@ -50,6 +50,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from warpd_core.train import stages
+
 if TYPE_CHECKING:  # heavy imports (numpy, gym) stay inside the functions: `warpd --help` must be fast
     from warpd_core.eval.harness import EvalConfig
 
@@ -65,7 +67,6 @@ FINAL_HORIZON_PNG = "final_coverage_vs_horizon.png"
 # in its last bit between runs in one process (pymunk's contact order follows memory addresses),
 # so full-precision means (results.json) agree to ~1e-15 while the tables are identical.
 CSV_DECIMALS = 9
-CHUNK_KINDS = ("dp", "ldp")  # open-loop chunk methods: one model per horizon
 
 
 # ----------------------------------------------------------------------------------------
@@ -86,26 +87,15 @@ class MethodSpec:
 
 
 def model_kind(path: str) -> tuple[str, Optional[int]]:
-    """(kind, trained horizon) of a model directory; the horizon only for chunk methods."""
-    if os.path.isfile(os.path.join(path, "bundle.json")):
-        return "warpd", None
-    meta_path = os.path.join(path, "last.json")
-    if not os.path.isfile(meta_path):
-        raise ValueError(f"{path}: neither bundle.json (warpd export) nor last.json (warpd train mlp|dp|ldp)")
-    try:
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-        stage = meta.get("stage")
-    except (ValueError, AttributeError) as exc:
-        raise ValueError(f"{meta_path}: unreadable checkpoint metadata ({exc})") from None
-    if stage not in ("mlp", *CHUNK_KINDS):
-        raise ValueError(f"{meta_path}: field 'stage' is {stage!r}, expected one of mlp, dp, ldp")
-    if stage not in CHUNK_KINDS:
-        return stage, None
+    """(kind, trained horizon) of a model directory (:func:`warpd_core.train.stages.model_kind`);
+    the horizon only for chunk methods."""
+    kind, meta = stages.model_kind(path, (stages.BUNDLE, *stages.BASELINES))
+    if kind not in stages.CHUNK_STAGES:
+        return kind, None
     horizon = (meta.get("config") or {}).get("horizon")
     if not isinstance(horizon, int):
-        raise ValueError(f"{meta_path}: field 'config.horizon' missing or not an integer")
-    return stage, horizon
+        raise ValueError(f"{os.path.join(path, 'last.json')}: field 'config.horizon' missing or not an integer")
+    return kind, horizon
 
 
 def parse_method(text: str) -> tuple[str, Optional[int], list[Optional[str]]]:
@@ -144,7 +134,7 @@ def resolve_methods(texts: Sequence[str], horizons: Sequence[int]) -> tuple[list
             raise ValueError(f"--methods {text!r}: label {label!r} is already a {spec.kind} method, this is {kind}")
         if h is not None:
             served = [h] if h in horizons else []
-        elif kind in CHUNK_KINDS:
+        elif kind in stages.CHUNK_STAGES:
             trained = {t for _, t in kinds}
             if len(trained) != 1:
                 raise ValueError(f"--methods {text!r}: training seeds trained at different horizons {sorted(trained)}")
@@ -219,8 +209,8 @@ class CompareResults:
 
 
 def method_step_cost(kind: str, method, horizon: int):
-    """FLOPs per control step of a built method (:class:`~warpd_core.baselines.flops.StepCost`)."""
-    from warpd_core.baselines.flops import StepCost
+    """FLOPs per control step of a built method (:class:`~warpd_core.models.flops.StepCost`)."""
+    from warpd_core.models.flops import StepCost
 
     if kind == "warpd":
         return method.generator.step_cost(horizon)

@@ -23,7 +23,7 @@ cost and how to tell it the task):
 * ``dp``: a ``warpd train dp`` checkpoint (``task_input: onehot``): Diffusion Policy replans
   every ``horizon`` steps (its trained horizon unless given) and runs the chunk open loop.
 
-FLOPs per control step (:mod:`warpd_core.baselines.flops`): generation FLOPs / horizon +
+FLOPs per control step (:mod:`warpd_core.models.flops`): generation FLOPs / horizon +
 per-step FLOPs. For WARPD the horizon is the episode length ``max_steps`` (one generation
 serves the whole episode; the paper's convention with 500 steps), counted at the nominal
 length even when ``stop_on_success`` ends an episode early; for DP its action horizon; the
@@ -32,7 +32,6 @@ MLP has no generation.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -54,8 +53,9 @@ from warpd_core.envs.metaworld_env import (
 )
 from warpd_core.eval.harness import WarpdMethod, derive_seed
 from warpd_core.runtime import ControllerConfig
+from warpd_core.train import stages
 
-KINDS = ("warpd", "mlp", "dp")
+KINDS = (stages.BUNDLE, "mlp", "dp")  # the kinds build_method builds
 DEFAULT_BASE_SEED = 100_000
 
 
@@ -109,7 +109,7 @@ class EvalMethod:
         kind: ``warpd``, ``mlp`` or ``dp``.
         method: a harness method (``reset``, ``act``, ``episode_stats``).
         horizon: action horizon passed to ``reset`` (WARPD: the episode length).
-        cost: :class:`~warpd_core.baselines.flops.StepCost` at that horizon.
+        cost: :class:`~warpd_core.models.flops.StepCost` at that horizon.
         set_task: called with the task id before each task's episodes.
         info: model facts for the results (path, sizes, sampler, ...).
     """
@@ -128,20 +128,9 @@ class EvalMethod:
 # ----------------------------------------------------------------------------------------
 def model_kind(path: str) -> str:
     """``warpd`` for a bundle directory (``bundle.json``), else the ``stage`` of ``last.json``
-    (``mlp`` / ``dp``). Raises ValueError naming the path otherwise."""
-    if os.path.isfile(os.path.join(path, "bundle.json")):
-        return "warpd"
-    meta_path = os.path.join(path, "last.json")
-    if not os.path.isfile(meta_path):
-        raise ValueError(f"{path}: not a bundle (no bundle.json) nor a checkpoint directory (no last.json)")
-    try:
-        with open(meta_path, encoding="utf-8") as fh:
-            stage = json.load(fh).get("stage")
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{meta_path}: cannot read ({exc})") from None
-    if stage not in ("mlp", "dp"):
-        raise ValueError(f"{meta_path}: field 'stage' is {stage!r}; Metaworld compares bundles, mlp and dp checkpoints")
-    return stage
+    (``mlp`` / ``dp``), read by :func:`warpd_core.train.stages.model_kind`. Raises ValueError
+    naming the path otherwise."""
+    return stages.model_kind(path, KINDS)[0]
 
 
 def _check_obs_dim(path: str, got: int, n_tasks: int) -> None:
@@ -180,7 +169,8 @@ def warpd_method(path: str, max_steps: int, label: str = "warpd", sampler: Optio
 
 def mlp_method(path: str, max_steps: int, label: str = "mlp") -> EvalMethod:
     """A behaviour-cloned MLP; with ``task_input: onehot`` the task one-hot is appended to the input."""
-    from warpd_core.baselines.mlp import MLPMethod, load_mlp, mlp_step_cost  # noqa: PLC0415
+    from warpd_core.baselines.mlp import MLPMethod, load_mlp  # noqa: PLC0415
+    from warpd_core.models.flops import mlp_step_cost  # noqa: PLC0415
     from warpd_core.baselines.task_input import TaskInputMethod  # noqa: PLC0415
 
     model, cfg, meta = load_mlp(path)

@@ -183,12 +183,12 @@ class PolicyGenerator:
         self._rng = np.random.default_rng(int(seed))
 
     def step_cost(self, horizon: int):
-        """Inference FLOPs per control step at ``horizon`` (:class:`warpd_core.baselines.flops.StepCost`):
+        """Inference FLOPs per control step at ``horizon`` (:class:`warpd_core.models.flops.StepCost`):
         ``sampler.steps`` denoiser forwards + one hypernetwork decode per generation, the generated
         MLP on every step, counted on this generator's torch modules (torch backend only)."""
         if self.backend != "torch":
             raise ValueError(f"model {self.model_id}: FLOPs are counted on the torch modules; load it with backend 'torch'")
-        from warpd_core.baselines.flops import warpd_step_cost
+        from warpd_core.models.flops import warpd_step_cost
 
         return warpd_step_cost(self._impl.denoiser, self._impl.hypernet, self.spec, self.sampler.steps, horizon)
 

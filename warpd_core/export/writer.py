@@ -149,7 +149,7 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
                             dtype: str = "float32", control_rate_hz: float | None = None) -> dict:
     """Trained VAE + diffusion checkpoints -> bundle (EMA weights of the denoiser).
     ``control_rate_hz`` None: the rate recorded in the VAE's training data, if any."""
-    from warpd_core.train.diffusion_trainer import load_diffusion
+    from warpd_core.train.denoiser_checkpoint import load_diffusion
     from warpd_core.train.vae_trainer import load_vae
 
     vae, _, vae_cfg, _ = load_vae(vae_dir)

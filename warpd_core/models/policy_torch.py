@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from warpd_core.policy import PolicySpec
 
@@ -26,6 +27,22 @@ def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
     if name == "identity":
         return x
     raise ValueError(f"unknown activation {name!r}")
+
+
+_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "identity": nn.Identity,
+            "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
+
+
+def mlp_layers(spec: PolicySpec) -> nn.Sequential:
+    """One policy of ``spec`` as ``nn.Sequential`` of Linear (+ activation on hidden layers); its
+    ``Linear.weight`` (out, in) is the flat layout's ``W_l``, so flattening it is a copy."""
+    layers: list[nn.Module] = []
+    sizes = spec.layer_sizes
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(spec.hidden):
+            layers.append(_MODULES[spec.activation]())
+    return nn.Sequential(*layers)
 
 
 def split_flat(spec: PolicySpec, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -3,7 +3,7 @@
 Nothing here imports torch or ROS: the controller process imports this package.
 """
 
-from warpd_core.runtime.controller import ControllerConfig, ControllerCore, PolicyCandidate, StepOutput
+from warpd_core.runtime.controller import ControllerConfig, ControllerCore, PolicyCandidate, Rejection, StepOutput
 from warpd_core.runtime.generator import GenerationSchedule
 
-__all__ = ["ControllerConfig", "ControllerCore", "GenerationSchedule", "PolicyCandidate", "StepOutput"]
+__all__ = ["ControllerConfig", "ControllerCore", "GenerationSchedule", "PolicyCandidate", "Rejection", "StepOutput"]

@@ -22,6 +22,7 @@ Horizon protocol (DESIGN.md, "Runtime contract"):
   controller sends the safe action and raises ``stale`` until a new policy is installed.
 * Every action is finite and clamped to ``[action_low, action_high]``. A policy whose output
   is non-finite on ``max_policy_failures`` consecutive steps is dropped.
+* Every rejected or dropped policy is counted in ``rejected`` under a :class:`Rejection`.
 
 The same object drives the ROS controller node and the offline evaluation harness, so what
 is evaluated offline is what runs on the robot. The hot path (:meth:`step`) works on
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Optional
 
 import numpy as np
@@ -43,6 +45,25 @@ SOURCE_POLICY = 0
 SOURCE_SAFE = 1
 
 SAFE_MODES = ("hold", "zero", "last_valid", "fixed")
+
+
+class Rejection(StrEnum):
+    """Why a policy was turned away: the keys of :attr:`ControllerCore.rejected`, and so of the
+    controller node's ``rejected_reasons`` diagnostic (``key=count;...``). Stable names: tools
+    and dashboards count by them; the message that comes with each says the details."""
+
+    BAD_LAYER_SIZES = "bad_layer_sizes"  # fewer than 2 layers, or a size <= 0
+    WRONG_IO_SIZES = "wrong_io_sizes"  # layer_sizes do not map obs_dim to act_dim
+    UNKNOWN_ACTIVATION = "unknown_activation"
+    TOO_MANY_WEIGHTS = "too_many_weights"  # the declared sizes exceed max_weights
+    WEIGHT_COUNT = "weight_count"  # the weights sent do not match the declared sizes
+    WRONG_MODEL = "wrong_model"  # model_id is not expected_model_id
+    BAD_HORIZON = "bad_horizon"  # horizon <= 0
+    STALE_GENERATION = "stale_generation"  # not newer than the last accepted of its generator run
+    NONFINITE_WEIGHTS = "nonfinite_weights"
+    FOREIGN_GENERATOR = "foreign_generator"  # another generator run while the followed one is alive
+    OVERSIZED_MESSAGE = "oversized_message"  # the node refused the message from its size, undecoded
+    NONFINITE_OUTPUT = "nonfinite_output"  # dropped after max_policy_failures non-finite actions
 
 
 @dataclass
@@ -204,7 +225,8 @@ class ControllerCore:
         self.steps = 0
         self.safe_steps = 0
         self.swaps = 0
-        self.rejected: dict[str, int] = {}
+        self.rejected: dict[Rejection, int] = {}
+        self.last_rejection: Optional[Rejection] = None  # the reason counted last
         self.bad_obs = 0
         self.stale_events = 0  # transitions into the max-age safe state
         self._stale = False
@@ -214,48 +236,55 @@ class ControllerCore:
     # -- policies -----------------------------------------------------------------------
     def validate(self, c: PolicyCandidate) -> str:
         """'' if the candidate is acceptable, else the reason it is rejected."""
+        found = self._rejection(c)
+        return found[1] if found else ""
+
+    def _rejection(self, c: PolicyCandidate) -> Optional[tuple[Rejection, str]]:
         cfg = self.cfg
         sizes = tuple(int(s) for s in c.layer_sizes)
         if len(sizes) < 2 or any(s <= 0 for s in sizes):
-            return f"layer_sizes {list(sizes)} invalid"
+            return Rejection.BAD_LAYER_SIZES, f"layer_sizes {list(sizes)} invalid"
         if sizes[0] != cfg.obs_dim or sizes[-1] != cfg.act_dim:
-            return f"layer_sizes {list(sizes)} do not map obs_dim {cfg.obs_dim} to act_dim {cfg.act_dim}"
+            return (Rejection.WRONG_IO_SIZES,
+                    f"layer_sizes {list(sizes)} do not map obs_dim {cfg.obs_dim} to act_dim {cfg.act_dim}")
         if c.activation not in ACTIVATIONS:
-            return f"unknown activation {c.activation!r}"
+            return Rejection.UNKNOWN_ACTIVATION, f"unknown activation {c.activation!r}"
         n = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
         if n > cfg.max_weights:
-            return f"policy has {n} weights, more than max_weights {cfg.max_weights}"
+            return Rejection.TOO_MANY_WEIGHTS, f"policy has {n} weights, more than max_weights {cfg.max_weights}"
         if len(c.weights) != n:
-            return f"{len(c.weights)} weights, layer_sizes {list(sizes)} imply {n}"
+            return Rejection.WEIGHT_COUNT, f"{len(c.weights)} weights, layer_sizes {list(sizes)} imply {n}"
         if cfg.expected_model_id and c.model_id != cfg.expected_model_id:
-            return f"model_id {c.model_id!r} != expected {cfg.expected_model_id!r}"
+            return Rejection.WRONG_MODEL, f"model_id {c.model_id!r} != expected {cfg.expected_model_id!r}"
         if int(c.horizon) <= 0:
-            return f"horizon {c.horizon} must be positive"
+            return Rejection.BAD_HORIZON, f"horizon {c.horizon} must be positive"
         # Generations are ordered within one generator run (epoch); a restarted generator
         # starts a new epoch and its generation numbers start again.
         newest = self._newest
         if newest is not None and int(c.generator_epoch) == newest[0] and int(c.generation) <= newest[1]:
-            return f"generation {c.generation} not newer than {newest[1]}"
+            return Rejection.STALE_GENERATION, f"generation {c.generation} not newer than {newest[1]}"
         if not np.all(np.isfinite(c.weights)):
-            return "non-finite weights"
-        return ""
+            return Rejection.NONFINITE_WEIGHTS, "non-finite weights"
+        return None
 
-    def count_rejection(self, key: str) -> None:
-        """Count a policy the node rejected before it could be decoded (e.g. an oversized message)."""
-        self.rejected[key] = self.rejected.get(key, 0) + 1
+    def count_rejection(self, why: Rejection) -> None:
+        """Count a rejected policy under ``why`` (the node counts here what it refuses before
+        decoding, e.g. an oversized message)."""
+        self.rejected[why] = self.rejected.get(why, 0) + 1
+        self.last_rejection = why
 
     def offer_policy(self, c: PolicyCandidate, now: float = 0.0) -> str:
         """Validate and stage ``c`` (received at ``now``, seconds on any monotonic clock).
         Returns '' when accepted, else the rejection reason."""
         epoch = int(c.generator_epoch)
         if not self.generators.allows(epoch, now):
-            self.count_rejection("foreign_generator")
+            self.count_rejection(Rejection.FOREIGN_GENERATOR)
             return (f"generator epoch {epoch} while following epoch {self.generators.run}, which sent a policy "
                     f"{self.generators.silent_for(now):.2f} s ago (generator_timeout {self.cfg.generator_timeout} s)")
-        reason = self.validate(c)
-        if reason:
-            self.count_rejection(reason.split(" ")[0] if not reason.startswith("generation") else "stale_generation")
-            return reason
+        found = self._rejection(c)
+        if found:
+            self.count_rejection(found[0])
+            return found[1]
         self.generators.heard(epoch, now)
         self._newest = (epoch, int(c.generation))
         spec = PolicySpec.from_layer_sizes(c.layer_sizes, c.activation)
@@ -406,7 +435,7 @@ class ControllerCore:
             a.failures += 1
             if a.failures >= self.cfg.max_policy_failures:
                 self._active = None
-                self.rejected["nonfinite_output"] = self.rejected.get("nonfinite_output", 0) + 1
+                self.count_rejection(Rejection.NONFINITE_OUTPUT)
             return self._safe("policy produced a non-finite action")
         a.failures = 0
         # clamp; maximum + minimum instead of np.clip, whose wrapper costs ~2 us per call

@@ -8,14 +8,15 @@ the window's first state, normalised with the VAE's state normaliser, and/or its
 Latents are min-max normalised to [-1, 1] per dimension (stored in the denoiser) and viewed
 as (T, C) = ``latent_shape``. Epsilon-prediction MSE with ``diffusers.DDPMScheduler``
 (100 steps, squaredcos_cap_v2), AdamW with linear warm-up then cosine decay (Diffusion
-Policy's recipe), EMA of the weights (power 0.75) used for sampling and export.
+Policy's recipe), EMA of the weights (power 0.75) used for sampling and export: the recipe of
+:mod:`warpd_core.train.noise_prediction`. :mod:`warpd_core.train.denoiser_checkpoint` rebuilds
+the trained denoiser.
 The same stage trains the LDP baseline's latent diffusion: ``--vae`` may name a ``warpd train
 ldp`` checkpoint (:func:`load_encoder`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -23,13 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from warpd_core.config import DiffusionTrainConfig, config_from_dict
+from warpd_core.baselines.ldp import load_ldp
+from warpd_core.config import DiffusionTrainConfig
 from warpd_core.data import EpisodeDataset
-from warpd_core.models.denoiser import LatentDenoiser
 from warpd_core.train.base import Trainer
-from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
 from warpd_core.train.data import build_dataset
+from warpd_core.train.denoiser_checkpoint import build_denoiser
 from warpd_core.train.ema import EMA
+from warpd_core.train.noise_prediction import make_noise_scheduler, noise_prediction_epoch
+from warpd_core.train.stages import ENCODER_STAGES, model_kind
 from warpd_core.train.vae_trainer import load_vae
 
 
@@ -54,13 +57,10 @@ def load_encoder(vae_dir: str):
     ``<vae_dir>/last.json`` says stage ``ldp`` (warpd_core.baselines.ldp; same ``encode`` and
     ``state_norm``)."""
     try:
-        with open(os.path.join(os.fspath(vae_dir), "last.json"), encoding="utf-8") as fh:
-            stage = json.load(fh).get("stage")
-    except (OSError, ValueError, AttributeError):
+        stage, _ = model_kind(os.fspath(vae_dir), ENCODER_STAGES)
+    except ValueError:
         stage = None  # load_vae reports the problem, naming the file
     if stage == "ldp":
-        from warpd_core.baselines.ldp import load_ldp  # noqa: PLC0415 - ldp imports this module
-
         model, cfg, _ = load_ldp(vae_dir)
         return model, cfg
     vae, _, cfg, _ = load_vae(vae_dir)
@@ -76,53 +76,6 @@ def stage1_windows(cfg, ds: EpisodeDataset, stride: int | None = None) -> tuple[
     if length is None:
         return ds.snippet_starts(cfg.horizon, stride), cfg.horizon
     return ds.trajectory_windows(length, stride), length
-
-
-def build_denoiser(cfg: DiffusionTrainConfig, latent_dim: int, state_dim: int, n_tasks: int) -> LatentDenoiser:
-    """``latent_dim``: the VAE's latent size (the denoiser diffuses ``cfg.latent_pca`` of its
-    principal-component coordinates when that is set)."""
-    if cfg.latent_pca:
-        return LatentDenoiser(cfg.latent_pca, tuple(cfg.latent_shape), cfg.condition, state_dim, n_tasks,
-                              cfg.task_embed_dim, cfg.unet_size, cfg.kernel_size, cfg.n_groups, source_dim=latent_dim)
-    return LatentDenoiser(latent_dim, tuple(cfg.latent_shape), cfg.condition, state_dim, n_tasks,
-                          cfg.task_embed_dim, cfg.unet_size, cfg.kernel_size, cfg.n_groups)
-
-
-def make_noise_scheduler(cfg: DiffusionTrainConfig):
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         clip_sample=True, prediction_type="epsilon")
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up then cosine decay to 0 (diffusers' get_cosine_schedule_with_warmup)."""
-    if step < warmup:
-        return step / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
-
-
-def noise_prediction_epoch(trainer: Trainer, opt: torch.optim.Optimizer, perm: torch.Tensor, desc: str) -> dict:
-    """One epoch of the noise-prediction recipe shared by the latent diffusion and the Diffusion
-    Policy baseline: rows ``perm`` in batches of ``cfg.batch_size``, ``trainer.loss(rows)``,
-    warm-up + cosine LR (:func:`lr_factor`), EMA update after every step."""
-    cfg = trainer.cfg
-    starts = range(0, len(perm), cfg.batch_size)
-    total_steps = cfg.epochs * trainer.steps_per_epoch
-    trainer.model.train()
-    acc = 0.0
-    for b0 in trainer.progress(starts, len(starts), f"{desc} epoch {trainer.epoch + 1}/{cfg.epochs}"):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(trainer.step, cfg.lr_warmup_steps, total_steps)
-        loss = trainer.loss(perm[b0 : b0 + cfg.batch_size])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        trainer.ema.update(trainer.model)
-        trainer.step += 1
-        acc += float(loss.detach())
-    return {"loss": acc / max(1, len(starts)), "lr": opt.param_groups[0]["lr"]}
 
 
 class DiffusionTrainer(Trainer):
@@ -188,15 +141,3 @@ class DiffusionTrainer(Trainer):
         if self.dist.enabled:
             perm = perm[: n // self.dist.world_size * self.dist.world_size][self.dist.rank :: self.dist.world_size]
         return noise_prediction_epoch(self, self.optimizers["denoiser"], perm, "diffusion")
-
-
-def load_diffusion(directory: str, name: str = "last", ema: bool = True) -> tuple[LatentDenoiser, DiffusionTrainConfig, dict]:
-    """Rebuild the denoiser (EMA weights by default) from a diffusion checkpoint."""
-    tensors, meta = load_checkpoint(directory, name)
-    path = os.path.join(os.fspath(directory), f"{name}.json")
-    if meta.get("stage") != "diffusion":
-        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected 'diffusion'")
-    cfg = config_from_dict(DiffusionTrainConfig, meta["config"], path)
-    model = build_denoiser(cfg, int(meta["latent_dim"]), int(meta["state_dim"]), int(meta["n_tasks"]))
-    load_unique_state_dict(model, unprefixed("model.ema" if ema else "model.denoiser", tensors), path)
-    return model.eval(), cfg, meta

@@ -45,6 +45,7 @@ from warpd_core.train.base import Trainer
 from warpd_core.train.checkpoint import load_checkpoint, load_unique_state_dict, unprefixed
 from warpd_core.train.common import unwrap
 from warpd_core.train.data import build_dataset
+from warpd_core.train.stages import check_stage
 
 
 def build_models(cfg: VAETrainConfig, spec: PolicySpec) -> tuple[PolicyVAE, GaussianWorldModel | None]:
@@ -210,8 +211,7 @@ def load_vae(directory: str, name: str = "last") -> tuple[PolicyVAE, GaussianWor
     """Rebuild the VAE (and world model) from ``<directory>/<name>.{json,safetensors}``."""
     tensors, meta = load_checkpoint(directory, name)
     path = os.path.join(os.fspath(directory), f"{name}.json")
-    if meta.get("stage") != "vae":
-        raise ValueError(f"{path}: field 'stage' is {meta.get('stage')!r}, expected 'vae'")
+    check_stage(meta, path, "vae")
     cfg = config_from_dict(VAETrainConfig, meta["config"], path)
     spec = PolicySpec.from_dict(meta["policy_spec"])
     vae, wm = build_models(cfg, spec)

@@ -1,7 +1,11 @@
 """ROS-side helper processes of ``warpd bench`` (started by :mod:`warpd_core.bench.ros_loop`
 and :mod:`warpd_core.bench.controller`; not part of a robot graph).
 
-Modes (``python bench_nodes.py MODE --help``):
+A script of the checkout, outside both installs (colcon installs ``warpd_ros/``, pip
+``warpd_core``), so no robot carries it; ``warpd_core.bench`` imports no ROS and starts it
+with ``python bench/ros_nodes.py MODE`` (:func:`warpd_core.bench.common.bench_node_cmd`).
+
+Modes (``python bench/ros_nodes.py MODE --help``):
 
 ``drive``     Publishes ``observation`` (warpd_ros/Observation, best effort depth 1) at a fixed
               rate and times each one until the ``action`` answering it (same ``seq``) arrives,
@@ -49,7 +53,7 @@ INITIAL_GENERATION = 1_000_000_000  # the driver's own policy; generator policie
 
 
 def spin(executor, kind: str) -> None:
-    """Until shutdown; the EventsExecutor through ``spin_once`` (see warpd_ros.controller.spin)."""
+    """Until shutdown; the EventsExecutor through ``spin_once`` (see warpd_ros.controller.make_executor)."""
     try:
         if kind == "events":
             while rclpy.ok():
@@ -63,7 +67,7 @@ def spin(executor, kind: str) -> None:
 def set_scheduling(args) -> None:
     """--cpus / --middleware-cpus / --fifo for the threads of this process (warpd_ros.sched)."""
     apply_scheduling(args.cpus, 0, args.fifo, info=lambda m: None,
-                     warn=lambda m: print(f"bench_nodes: {m}", file=sys.stderr), middleware_affinity=args.middleware_cpus)
+                     warn=lambda m: print(f"ros_nodes: {m}", file=sys.stderr), middleware_affinity=args.middleware_cpus)
 
 
 def make_executor(kind: str):
@@ -369,7 +373,7 @@ def nodestep(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="bench_nodes", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="bench/ros_nodes.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="mode", required=True)
 
     def common(sp, policy=True):

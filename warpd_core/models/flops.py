@@ -12,6 +12,9 @@ of the exact modules that run. Convention (FlopCounterMode's): matrix products a
 convolutions only, **2 FLOPs per multiply-add**; so ``nn.Linear(i, o)`` counts ``2 i o``
 (the bias add is not counted), and normalisation, activations, element-wise additions and
 the scheduler's update are not counted either (a small share for every method here).
+
+WARPD's bundles (:meth:`~warpd_core.export.bundle.Generator.step_cost`) and every baseline
+report their cost through this module, so they count the same way.
 """
 
 from __future__ import annotations
@@ -79,12 +82,21 @@ def latent_diffusion_flops(denoiser, steps: int) -> int:
     return count_flops(denoiser, x, torch.full((1,), 10.0), state, task) * int(steps)
 
 
+def mlp_step_cost(spec, horizon: int) -> StepCost:
+    """An MLP (``spec``, a ``PolicySpec``) on every step, no generation: 2 * sum(in * out) FLOPs
+    (bias adds not counted). The MLP baseline's cost, and the per-step part of WARPD's."""
+    import torch  # noqa: PLC0415
+
+    from warpd_core.models.policy_torch import mlp_layers  # noqa: PLC0415 - torch stays out of the import
+
+    net = mlp_layers(spec)
+    return StepCost(0, count_flops(net, torch.zeros(1, spec.in_dim)), horizon, count_params(net), 0)
+
+
 def warpd_step_cost(denoiser, hypernet, spec, steps: int, horizon: int) -> StepCost:
     """WARPD: one generation = ``steps`` denoiser forwards + one hypernetwork decode; the generated
     MLP (``spec``, a ``PolicySpec``) runs every step."""
     import torch  # noqa: PLC0415
-
-    from warpd_core.baselines.mlp import mlp_step_cost  # noqa: PLC0415 - mlp imports this module
 
     generation = latent_diffusion_flops(denoiser, steps) + count_flops(hypernet, torch.zeros(1, denoiser.latent_dim))
     policy = mlp_step_cost(spec, horizon)
