@@ -17,9 +17,12 @@ PYTEST_ARGS ?=
 
 setup: $(ENV)
 
-# 1. virtual environment with pinned versions (torch from the machine's local CPU wheel).
-$(VENV)/.deps-stamp: requirements.lock
+# 1. virtual environment with pinned versions (torch from the machine's local CPU wheel), then
+#    warpd itself, editable (metadata in pyproject.toml). The lock had onnxruntime-gpu before the
+#    CPU build; both install the onnxruntime module, so a venv made then drops the old one first.
+$(VENV)/.deps-stamp: requirements.lock pyproject.toml setup.py
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip uninstall --disable-pip-version-check -q -y onnxruntime-gpu 2>/dev/null || true
 	$(VPY) -m pip install --disable-pip-version-check -q -r requirements.lock
 	$(VPY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	$(VPY) -m warpd_core.devtools.patch_ros_cmake $(VENV)

@@ -39,7 +39,15 @@ def test_train_export_generate_end_to_end(tmp_path):
     assert main(["export", "--vae", str(vae), "--diffusion", str(dif), "--out", str(bundle), "--onnx"]) == 0
     from warpd_core.export.bundle import load_generator
 
-    meta = json.loads((bundle / "bundle.json").read_text())
+    text = (bundle / "bundle.json").read_text()
+    meta = json.loads(text)
+    # provenance: both stages' resolved configs and revisions, no path of this machine
+    prov = meta["provenance"]
+    assert prov["kind"] == "checkpoints" and "source" not in meta and str(tmp_path) not in text
+    assert prov["training"]["vae"]["config"] == json.loads((vae / "last.json").read_text())["config"]
+    assert prov["training"]["vae"]["config"]["trajectory_length"] == 24 and prov["training"]["vae"]["epoch"] == 2
+    assert prov["training"]["diffusion"]["config"]["epochs"] == 1
+    assert prov["training"]["vae"]["git"] == prov["git"]  # trained and exported by this checkout
     # the action horizon and the training trajectories' length travel separately
     assert meta["trajectory_length"] == 24 and meta["horizon"] == load_config(VAETrainConfig, VAE_CFG).horizon
     obs = np.array([[0.2, -0.3], [0.9, 0.9]], np.float32)

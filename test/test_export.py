@@ -182,3 +182,60 @@ def test_bundle_format_module_is_torch_free():
     code = ("import sys; import warpd_core.export.bundle_format, warpd_core.policy; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_provenance_names_no_machine_path(bundles, tmp_path):
+    """bundle.json says what made it (kind, seed, the exporting code's git revision) without
+    absolute paths; a rewritten bundle keeps what the original said."""
+    from warpd_core.cli import main as warpd_main
+    from warpd_core.export.bundle_format import bundle_provenance
+    from warpd_core.version import git_revision
+
+    meta = read_bundle(bundles / "b")
+    assert "source" not in meta
+    assert meta["provenance"] == {"kind": "init", "seed": 3, "git": git_revision()}
+    rev = meta["provenance"]["git"]
+    if rev is not None:  # a git checkout (CI's fresh clone is one)
+        assert len(rev["commit"]) == 40 and isinstance(rev["dirty"], bool)
+    assert warpd_main(["export", "--bundle", str(bundles / "b"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "bundle.json").read_text()
+    assert str(tmp_path) not in text and str(bundles) not in text
+    prov = bundle_provenance(json.loads(text))
+    assert prov["kind"] == "rewritten" and prov["model_id"] == meta["model_id"]
+    assert prov["original"] == meta["provenance"]
+
+
+def test_old_bundles_with_source_still_load_and_rewrite_without_its_paths(tmp_path):
+    """The shipped model predates `provenance`: its `source` holds the training machine's run
+    folders. It loads as it is (hash list intact); rewriting it keeps only the folders' names."""
+    from warpd_core.assets import SHIPPED_PUSHT_MODEL
+    from warpd_core.cli import main as warpd_main
+    from warpd_core.export.bundle_format import bundle_provenance
+
+    meta = read_bundle(SHIPPED_PUSHT_MODEL)  # verifies every sha256 in files
+    assert "provenance" not in meta and meta["source"]["vae"].startswith("/")
+    assert bundle_provenance(meta) == {"kind": "legacy", "git": None,
+                                       "runs": {"vae": "vae_long", "diffusion": "diffusion_long_pca8"}}
+    assert bundle_provenance({"source": {"init": True, "seed": 4}}) == {"kind": "init", "git": None, "seed": 4}
+    assert bundle_provenance({}) == {"kind": "legacy", "git": None, "runs": {}}
+    assert warpd_main(["export", "--bundle", str(SHIPPED_PUSHT_MODEL), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "bundle.json").read_text()
+    assert "/work/" not in text and meta["source"]["vae"] not in text
+    new = json.loads(text)
+    assert new["model_id"] == meta["model_id"] and new["provenance"]["original"]["runs"]["vae"] == "vae_long"
+
+
+def test_bad_provenance_is_a_bundle_error(bundles, tmp_path):
+    shutil.copytree(bundles / "b", tmp_path / "b")
+    path = tmp_path / "b" / "bundle.json"
+    meta = json.loads(path.read_text())
+    for bad, match in (([], "provenance"), ({"kind": "mystery"}, "kind")):
+        path.write_text(json.dumps({**meta, "provenance": bad}))
+        with pytest.raises(BundleError, match=match):
+            read_bundle(tmp_path / "b")
+
+
+def test_git_revision_outside_a_checkout_is_none(tmp_path):
+    from warpd_core.version import git_revision
+
+    assert git_revision(tmp_path) is None

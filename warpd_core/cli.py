@@ -30,8 +30,22 @@ SUBCOMMANDS = [
 ]
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looked up when asked for (package metadata, git), not on every start."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from warpd_core.version import describe
+
+        print(describe())  # stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="warpd", description="WARPD: generated closed-loop policies (training, export, runtime tools)")
+    parser.add_argument("--version", action=_VersionAction, help="print the version (and git revision of a checkout) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     broken = []
     for path in SUBCOMMANDS:

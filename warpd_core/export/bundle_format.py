@@ -17,8 +17,18 @@ task_embed_dim}, ``scheduler`` {num_train_timesteps, beta_schedule, clip_sample,
 prediction_type}, ``sampler`` {kind, steps} (defaults), ``normalization`` {obs, action,
 latent: {scale, offset}} with the convention ``x_n = scale * x + offset``, ``dtype`` of the
 stored weights, ``files`` {relative path: {sha256, bytes}}, ``onnx`` (null or {denoiser,
-hypernet, opset}), ``versions``, ``source``; optional ``control_rate_hz`` (the rate the
-training data was sampled at; bundles written before it existed lack it).
+hypernet, opset}), ``versions``, ``provenance`` (below); optional ``control_rate_hz`` (the
+rate the training data was sampled at; bundles written before it existed lack it).
+
+``provenance`` says what made the bundle without naming the machine it was made on:
+``kind`` ("checkpoints" | "init" | "rewritten"), ``git`` (the exporting code's
+:func:`warpd_core.version.git_revision`: {commit, dirty}, or null outside a git checkout);
+for "checkpoints" ``training`` {vae, diffusion}, each {config (the resolved training config
+as a dict), epoch, step, git (the training code's revision; null when the checkpoint
+predates the field)}; for "init" ``seed``; for "rewritten" ``model_id`` and ``original``
+(the provenance of the bundle it was rewritten from). Bundles written before the field
+existed have ``source`` instead, with the absolute run folders of the training machine;
+they load as before, and :func:`bundle_provenance` reads either.
 
 :func:`read_bundle` validates all of it and the file hashes; any problem raises
 :class:`BundleError` naming the file and the field.
@@ -37,6 +47,7 @@ BUNDLE_FORMAT = "warpd-bundle"
 BUNDLE_FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
 CONDITIONS = ("state", "task", "state+task", "none")
+PROVENANCE_KINDS = ("checkpoints", "init", "rewritten")  # "legacy": only what bundle_provenance reads from `source`
 
 
 class BundleError(ValueError):
@@ -119,6 +130,9 @@ def read_bundle(path: str | os.PathLike, verify_hashes: bool = True) -> dict:
         raise BundleError(f"{jpath}: field 'control_rate_hz' must be a positive number of Hz, got {rate!r}")
     for field in ("decoder", "denoiser", "scheduler", "sampler", "normalization", "files"):
         _require(meta, jpath, field, dict)
+    if "provenance" in meta:
+        prov = _require(meta, jpath, "provenance", dict)
+        _require(prov, f"{jpath}: provenance", "kind", str, lambda v: v in PROVENANCE_KINDS, f"one of {PROVENANCE_KINDS}")
     norm = meta["normalization"]
     for key, dim in (("obs", meta["obs_dim"]), ("action", meta["act_dim"]), ("latent", meta["latent_dim"])):
         entry = norm.get(key)
@@ -145,6 +159,21 @@ def read_bundle(path: str | os.PathLike, verify_hashes: bool = True) -> dict:
             raise BundleError(f"{fpath}: corrupted (sha256 does not match bundle.json)")
     meta["_dir"] = directory
     return meta
+
+
+def bundle_provenance(meta: dict) -> dict:
+    """``meta["provenance"]``; for a bundle written before that field, the same shape from its
+    ``source``: kind "legacy" with the run folders' names only (``runs`` {vae, diffusion}, the
+    last path component), or kind "init" with the seed. No absolute path survives either way."""
+    if isinstance(meta.get("provenance"), dict):
+        return meta["provenance"]
+    source = meta.get("source")
+    source = source if isinstance(source, dict) else {}
+    if source.get("init"):
+        return {"kind": "init", "git": None, "seed": source.get("seed")}
+    runs = {k: os.path.basename(os.path.normpath(v)) for k, v in source.items()
+            if k in ("vae", "diffusion") and isinstance(v, str) and v}
+    return {"kind": "legacy", "git": None, "runs": runs}
 
 
 def normalization_arrays(meta: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -18,6 +18,7 @@ from warpd_core.export.bundle_format import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
     BUNDLE_JSON,
+    bundle_provenance,
     compute_model_id,
     normalization_arrays,
     sha256_file,
@@ -27,6 +28,7 @@ from warpd_core.models.denoiser import LatentDenoiser
 from warpd_core.models.hypernet import HyperDecoder
 from warpd_core.policy import PolicySpec
 from warpd_core.train.checkpoint import library_versions, unique_state_dict
+from warpd_core.version import git_revision
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ONNX_OPSET = 18
@@ -38,7 +40,7 @@ def _norm_entry(scale, offset) -> dict:
 
 def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDecoder, denoiser: LatentDenoiser,
                  obs_norm: tuple, action_norm: tuple, diffusion_cfg: DiffusionTrainConfig,
-                 onnx: bool = False, dtype: str = "float32", source: dict | None = None,
+                 onnx: bool = False, dtype: str = "float32", provenance: dict | None = None,
                  trajectory_length: int | None = None, control_rate_hz: float | None = None) -> dict:
     """Write a bundle; returns its bundle.json dict.
 
@@ -46,6 +48,8 @@ def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDe
     steps); ``trajectory_length`` the length of the windows the VAE was trained on (how long
     one generated policy was taught to act; None: unknown, e.g. a bundle without training).
     ``control_rate_hz``: the rate the training data was sampled at (None: unknown, not written).
+    ``provenance``: what made the bundle (see bundle_format; None: kind "init" without a seed);
+    its ``git`` is filled in here with the revision of the code that writes the bundle.
 
     obs_norm / action_norm: (scale, offset) with x_n = scale * x + offset. ``dtype`` float16
     halves the safetensors files (loaders compute in float32); ONNX graphs are float32.
@@ -86,7 +90,7 @@ def write_bundle(out_dir: str, spec: PolicySpec, horizon: int, hypernet: HyperDe
         "dtype": dtype,
         "onnx": None,
         "versions": library_versions(),
-        "source": source or {},
+        "provenance": {"kind": "init", **(provenance or {}), "git": git_revision()},
     }
     if control_rate_hz is not None:
         if not (np.isfinite(control_rate_hz) and control_rate_hz > 0):
@@ -145,6 +149,13 @@ def _dataset_rate(cfg) -> float | None:
         return None
 
 
+def _run_record(ckpt_meta: dict) -> dict:
+    """One training run in bundle.json's provenance: its resolved config and where it stopped;
+    ``git`` is the training code's revision (Trainer.save; null for older checkpoints)."""
+    return {"config": ckpt_meta["config"], "epoch": ckpt_meta.get("epoch"), "step": ckpt_meta.get("step"),
+            "git": ckpt_meta.get("git")}
+
+
 def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx: bool = False,
                             dtype: str = "float32", control_rate_hz: float | None = None) -> dict:
     """Trained VAE + diffusion checkpoints -> bundle (EMA weights of the denoiser).
@@ -152,7 +163,7 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
     from warpd_core.train.denoiser_checkpoint import load_diffusion
     from warpd_core.train.vae_trainer import load_vae
 
-    vae, _, vae_cfg, _ = load_vae(vae_dir)
+    vae, _, vae_cfg, vae_meta = load_vae(vae_dir)
     denoiser, dcfg, dmeta = load_diffusion(diffusion_dir)
     hypernet = vae.decoder
     source_dim = denoiser.projection.mean.numel() if denoiser.projection is not None else denoiser.latent_dim
@@ -163,7 +174,7 @@ def export_from_checkpoints(vae_dir: str, diffusion_dir: str, out_dir: str, onnx
         denoiser.projection = None  # folded: the bundle's latent is the k coordinates
     return write_bundle(out_dir, vae.spec, vae_cfg.horizon, hypernet, denoiser, vae.state_norm.numpy(),
                         vae.action_norm.numpy(), dcfg, onnx, dtype,
-                        {"vae": os.path.abspath(vae_dir), "diffusion": os.path.abspath(diffusion_dir)},
+                        {"kind": "checkpoints", "training": {"vae": _run_record(vae_meta), "diffusion": _run_record(dmeta)}},
                         vae_cfg.trajectory_length,
                         control_rate_hz if control_rate_hz is not None else _dataset_rate(vae_cfg.dataset))
 
@@ -185,10 +196,10 @@ def export_from_bundle(bundle_dir: str, out_dir: str, onnx: bool = False, dtype:
                                 num_train_timesteps=sch["num_train_timesteps"], beta_schedule=sch["beta_schedule"],
                                 sampler=smp["kind"], sampler_steps=smp["steps"])
     norm = normalization_arrays(meta)
-    source = {**meta.get("source", {}), "rewritten_from": os.path.abspath(bundle_dir)}
+    provenance = {"kind": "rewritten", "model_id": meta["model_id"], "original": bundle_provenance(meta)}
     return write_bundle(out_dir, gen.spec, meta["horizon"], gen._impl.hypernet, gen._impl.denoiser,
                         norm["obs"], norm["action"], dcfg, onnx, dtype or meta.get("dtype", "float32"),
-                        source, meta.get("trajectory_length"),
+                        provenance, meta.get("trajectory_length"),
                         control_rate_hz if control_rate_hz is not None else meta.get("control_rate_hz"))
 
 
@@ -225,4 +236,4 @@ def export_init(out_dir: str, obs_dim: int, act_dim: int, hidden: list[int], hor
     obs_norm = _range_affine(*(obs_range or (None, None)), spec.in_dim)
     act_norm = _range_affine(*(act_range or (None, None)), spec.out_dim)
     return write_bundle(out_dir, spec, horizon, hypernet, denoiser, obs_norm, act_norm, dcfg, onnx, dtype,
-                        {"init": True, "seed": seed}, control_rate_hz=control_rate_hz)
+                        {"kind": "init", "seed": seed}, control_rate_hz=control_rate_hz)

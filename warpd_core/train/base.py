@@ -29,6 +29,7 @@ from warpd_core.train.checkpoint import (
     unprefixed,
 )
 from warpd_core.train.common import CsvLog, restore_rng, rng_state, seed_everything, setup_device_and_dist
+from warpd_core.version import git_revision
 
 # Fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "device", "checkpoint_every"}
@@ -48,6 +49,7 @@ class Trainer(abc.ABC):
         self.step = 0  # optimiser steps
         self.show_progress = show_progress and self.dist.is_main
         self.log = None
+        self.git = git_revision()  # the code this run trains with; bundle.json's provenance carries it
 
     def single_process_dataset(self, dataset):
         """For trainers that run in one process only (the baselines): refuse a distributed
@@ -87,6 +89,7 @@ class Trainer(abc.ABC):
             "config": config_to_dict(self.cfg),
             "epoch": self.epoch,
             "step": self.step,
+            "git": self.git,
             "rng_numpy": np_state,
             "optimizers": optim_meta,
             **self.extra_meta(),

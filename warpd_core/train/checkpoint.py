@@ -30,13 +30,17 @@ def library_versions() -> dict[str, str]:
     import numpy
 
     out = {"torch": torch.__version__, "numpy": numpy.__version__}
-    for name in ("diffusers", "hypnettorch", "safetensors", "onnx", "onnxruntime"):
-        try:
-            from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-            out[name] = version(name if name != "onnxruntime" else "onnxruntime-gpu")
-        except Exception:  # noqa: BLE001 - optional packages
-            pass
+    # onnxruntime: the CPU distribution the extras declare, or the GPU build installed instead
+    for name, dists in (("diffusers", ["diffusers"]), ("hypnettorch", ["hypnettorch"]), ("safetensors", ["safetensors"]),
+                        ("onnx", ["onnx"]), ("onnxruntime", ["onnxruntime", "onnxruntime-gpu"])):
+        for dist in dists:
+            try:
+                out[name] = version(dist)
+                break
+            except PackageNotFoundError:  # optional packages
+                continue
     import warpd_core
 
     out["warpd"] = warpd_core.__version__
