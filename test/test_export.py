@@ -205,20 +205,26 @@ def test_provenance_names_no_machine_path(bundles, tmp_path):
     assert prov["original"] == meta["provenance"]
 
 
-def test_old_bundles_with_source_still_load_and_rewrite_without_its_paths(tmp_path):
-    """The shipped model predates `provenance`: its `source` holds the training machine's run
-    folders. It loads as it is (hash list intact); rewriting it keeps only the folders' names."""
-    from warpd_core.assets import SHIPPED_PUSHT_MODEL
+def test_old_bundles_with_source_still_load_and_rewrite_without_its_paths(bundles, tmp_path):
+    """Bundles exported before `provenance` (the snippet-16 model shipped until 2026-12-03 is one)
+    carry `source`: the training machine's run folders. They load as they are (hash list
+    intact); rewriting one keeps only the folders' names."""
     from warpd_core.cli import main as warpd_main
     from warpd_core.export.bundle_format import bundle_provenance
 
-    meta = read_bundle(SHIPPED_PUSHT_MODEL)  # verifies every sha256 in files
+    old = tmp_path / "old"
+    shutil.copytree(bundles / "b", old)
+    legacy = json.loads((old / "bundle.json").read_text())
+    del legacy["provenance"]
+    legacy["source"] = {"vae": "/work/main/runs/pusht_h16/vae_long", "diffusion": "/work/main/runs/pusht_h16/diffusion_long_pca8"}
+    (old / "bundle.json").write_text(json.dumps(legacy))
+    meta = read_bundle(old)  # verifies every sha256 in files
     assert "provenance" not in meta and meta["source"]["vae"].startswith("/")
     assert bundle_provenance(meta) == {"kind": "legacy", "git": None,
                                        "runs": {"vae": "vae_long", "diffusion": "diffusion_long_pca8"}}
     assert bundle_provenance({"source": {"init": True, "seed": 4}}) == {"kind": "init", "git": None, "seed": 4}
     assert bundle_provenance({}) == {"kind": "legacy", "git": None, "runs": {}}
-    assert warpd_main(["export", "--bundle", str(SHIPPED_PUSHT_MODEL), "--out", str(tmp_path / "r")]) == 0
+    assert warpd_main(["export", "--bundle", str(old), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "bundle.json").read_text()
     assert "/work/" not in text and meta["source"]["vae"] not in text
     new = json.loads(text)
