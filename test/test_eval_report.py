@@ -55,9 +55,10 @@ def test_report_files(results, tmp_path):
     assert (rec.horizon, rec.magnitude, rec.env_seed) == (32, 50.0, 100_000)
     n_pert = results.rows[[r.repeat == 0 and r.horizon == 32 and r.magnitude == 50.0 for r in results.rows].index(True)]
     assert len(rec.frames) == len(rec.marks) == 1 + n_pert.steps + n_pert.perturbation_events
+    assert "`rollout.gif`: action horizon 32, perturbation 50 px, env seed 100000" in md  # which cell the GIF shows
 
 
 def test_summary_is_deterministic_apart_from_timing(results):
-    again = evaluate(RandomMethod(), results.config, progress=False)
+    again = evaluate(RandomMethod(), results.config, progress=False, record=(32, 50.0))
     strip = lambda s: "\n".join(l for l in s.splitlines() if not l.startswith("Wall time"))  # noqa: E731
     assert strip(summary_markdown(again)) == strip(summary_markdown(results)).replace(" (model abc)", "")

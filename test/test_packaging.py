@@ -257,7 +257,7 @@ from warpd_core.assets import SHIPPED_PUSHT_MODEL
 from warpd_core.export.bundle_format import bundle_provenance, read_bundle
 from warpd_core.runtime import ControllerConfig, ControllerCore
 meta = read_bundle(SHIPPED_PUSHT_MODEL)  # the shipped model is in the wheel, its sha256 list holds
-assert meta["obs_dim"] == 5 and bundle_provenance(meta)["kind"] == "legacy"
+assert meta["obs_dim"] == 5 and bundle_provenance(meta)["kind"] == "checkpoints"
 core = ControllerCore(ControllerConfig(obs_dim=5, act_dim=2))
 out = core.step(np.zeros(5, np.float32))
 assert out.action.shape == (2,)
@@ -365,6 +365,6 @@ def test_fresh_venv_eval_extra_evaluates_a_bundle(fresh):
                     "--unet", "xs", "--latent-dim", "64", "--latent-shape", "8", "8", "--out", bundle)
     out = fresh.work / "eval"
     fresh.warpd("eval", "pusht", "--model", bundle, "--profile", "quick", "--seeds", "1", "--repeats", "1",
-                "--horizons", "8", "--magnitudes", "0", "--max-steps", "16", "--no-gif", "--quiet", "--out", out)
+                "--horizons", "8", "--magnitudes", "0", "--max-steps", "16", "--no-gif", "--no-progress", "--out", out)
     results = json.loads((out / "results.json").read_text())
     assert len(results["episodes"]) == 1 and (out / "summary.md").exists()
