@@ -17,18 +17,6 @@ VAE_CFG = REPO / "config" / "train" / "synthetic_vae.yaml"
 DIFF_CFG = REPO / "config" / "train" / "synthetic_diffusion.yaml"
 
 
-def test_shipped_configs_validate():
-    """Every WARPD stage config in config/train loads (the baselines' are checked in their tests)."""
-    names = sorted(p.name for p in (REPO / "config" / "train").glob("*.yaml"))
-    vae = [n for n in names if "_vae" in n]
-    diffusion = [n for n in names if n.endswith(("_diffusion.yaml", "_diffusion_gpu.yaml"))]
-    assert "pusht_vae_gpu.yaml" in vae and "pusht_diffusion_gpu.yaml" in diffusion
-    for name in vae:
-        load_config(VAETrainConfig, REPO / "config" / "train" / name)
-    for name in diffusion:
-        load_config(DiffusionTrainConfig, REPO / "config" / "train" / name)
-
-
 def test_train_export_generate_end_to_end(tmp_path):
     vae, dif, bundle = tmp_path / "vae", tmp_path / "dif", tmp_path / "bundle"
     fast = ["--set", "epochs=2", "--set", "snippet_stride=8", "--set", "trajectory_length=24", "--no-progress"]
