@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from test_baselines import pusht_like, train_tiny_ldp
-from warpd_core.eval.compare import model_kind, parse_method, resolve_methods
+from warpd_core.eval.compare import model_kind, resolve_methods
+from warpd_core.eval.methods import parse_method
 
 torch.set_num_threads(1)
 

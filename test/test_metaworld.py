@@ -253,3 +253,20 @@ def test_compare_cli_writes_json_csv_md_png(tiny_models, tmp_path, capsys):
     assert main(["compare", "metaworld", "--methods", f"x={tmp_path}", "--out", str(tmp_path / "bad")]) == 2
     assert main(["compare", "metaworld", "--methods", "nolabel", "--out", str(tmp_path / "bad")]) == 2
     assert "expected LABEL[@H]=DIR" in capsys.readouterr().err
+
+
+def test_eval_cli_evaluates_one_model_with_the_compare_protocol(tiny_models, tmp_path, capsys):
+    from warpd_core.cli import main
+
+    out = tmp_path / "eval"
+    rc = main(["eval", "metaworld", "--model", str(tiny_models["dp_s"]), "--horizon", "4", "--episodes-per-task", "1",
+               "--max-steps", "20", "--tasks", "reach", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    doc = json.loads((out / "results.json").read_text())
+    (m,) = doc["methods"]
+    assert m["kind"] == "dp" and m["horizon"] == 4 and doc["config"]["tasks"] == ["reach"]
+    assert "no FLOPs ratio" in capsys.readouterr().out  # one model: nothing to compare with
+    # a WARPD bundle generates once per episode: another horizon is refused, naming it
+    assert main(["eval", "metaworld", "--model", str(tiny_models["warpd"]), "--horizon", "4", "--max-steps", "20",
+                 "--tasks", "reach", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "horizon 4 != max_steps 20" in capsys.readouterr().err

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from warpd_core.cli_args import add_progress_flag, add_threads_flag, set_torch_threads
+from warpd_core.cli_args import add_progress_flag, add_threads_flag
+from warpd_core.eval.methods import PUSHT_KINDS
 from warpd_core.eval.profiles import DEFAULT_PROFILE, PROFILES, profile_help
-
-METHODS = ("warpd", "mlp", "dp", "ldp", "random")
 
 
 def register(subparsers) -> None:
@@ -21,7 +20,7 @@ def register(subparsers) -> None:
     q.add_argument("--model", help="warpd: bundle directory (warpd export); mlp / dp: checkpoint directory "
                                    "(warpd train mlp|dp --out DIR); ldp: the 'warpd train ldp' directory holding "
                                    "stage 2 in its diffusion/ sub-folder")
-    q.add_argument("--method", default="warpd", choices=list(METHODS),
+    q.add_argument("--method", default="warpd", choices=list(PUSHT_KINDS),
                    help="warpd: the bundle through ControllerCore + GenerationSchedule; mlp: behaviour-cloned MLP; "
                         "dp: Diffusion Policy, action chunk executed open loop for the horizon; ldp: Latent Diffusion "
                         "Policy, latent decoded to an action chunk executed open loop; random: uniform random targets")
@@ -42,6 +41,12 @@ def register(subparsers) -> None:
     from warpd_core.eval import demo_replay
 
     demo_replay.register(sub)
+    try:
+        from warpd_core.eval.metaworld_compare import register_eval
+
+        register_eval(sub)
+    except Exception as exc:  # noqa: BLE001 - Metaworld is optional; PushT must keep working
+        p.epilog = f"warpd eval metaworld unavailable ({type(exc).__name__}: {exc})"
 
 
 def add_protocol_arguments(q: argparse.ArgumentParser) -> None:
@@ -68,64 +73,15 @@ def protocol_overrides(args: argparse.Namespace) -> dict:
             "seed": args.seed}
 
 
-def build_method(args: argparse.Namespace):
-    """The method and the metadata to store with its results."""
-    from warpd_core.eval.harness import RandomMethod, WarpdMethod
-
-    if args.method == "random":
-        return RandomMethod(), {}
-    if not args.model:
-        raise ValueError(f"eval pusht: --model is required for --method {args.method}")
-    if args.method in ("mlp", "dp", "ldp"):
-        return _build_baseline(args)
-    from warpd_core.export.bundle import load_generator
-
-    if args.backend == "torch":
-        set_torch_threads(args.threads)
-    gen = load_generator(args.model, backend=args.backend, device=args.device, sampler=args.sampler,
-                         steps=args.steps, seed=args.seed)
-    if (gen.obs_dim, gen.act_dim) != (5, 2):
-        raise ValueError(f"{args.model}: obs_dim {gen.obs_dim}, act_dim {gen.act_dim}; PushT needs 5 and 2")
-    meta = {"model": os.path.abspath(args.model), "model_id": gen.model_id, "trained_horizon": gen.horizon,
-            "backend": args.backend, "device": args.device,
-            "sampler": {"kind": getattr(gen.sampler, "kind", args.sampler), "steps": getattr(gen.sampler, "steps", args.steps)},
-            "policy_layers": list(gen.spec.layer_sizes)}
-    return WarpdMethod(gen, max_batch=args.max_batch), meta
-
-
-def _build_baseline(args: argparse.Namespace):
-    """MLPMethod / DPMethod / LDPMethod from a ``warpd train mlp|dp|ldp`` checkpoint directory (torch backend, CPU)."""
-    from warpd_core.envs.pusht import ACTION_HIGH, ACTION_LOW
-
-    set_torch_threads(args.threads)
-    if args.method == "mlp":
-        from warpd_core.baselines.mlp import MLPMethod
-
-        method = MLPMethod.from_checkpoint(args.model, low=ACTION_LOW, high=ACTION_HIGH)
-        dims = (method.spec.in_dim, method.spec.out_dim)
-        meta = {"policy_layers": list(method.spec.layer_sizes)}
-    else:
-        from warpd_core.baselines.diffusion_policy import DPMethod
-        from warpd_core.baselines.ldp import LDPMethod
-
-        cls = LDPMethod if args.method == "ldp" else DPMethod
-        method = cls.from_checkpoint(args.model, sampler=args.sampler, steps=args.steps, low=ACTION_LOW, high=ACTION_HIGH)
-        dims = (method.model.obs_dim, method.model.act_dim)
-        meta = {"sampler": {"kind": method.sampler.kind, "steps": method.sampler.steps},
-                "chunk_len": method.chunk_len, "trained_horizon": method.max_horizon}
-    if dims != (5, 2):
-        raise ValueError(f"{args.model}: obs_dim {dims[0]}, act_dim {dims[1]}; PushT needs 5 and 2")
-    meta.update({"model": os.path.abspath(args.model), "method": args.method})
-    return method, meta
-
-
 def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.harness import EvalConfig, evaluate
+    from warpd_core.eval.methods import build_pusht
     from warpd_core.eval.report import write_report
 
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     print(f"eval pusht ({args.profile} profile): {cfg.describe()}", flush=True)
-    method, meta = build_method(args)
+    method, meta = build_pusht(args.method, args.model, sampler=args.sampler, steps=args.steps, seed=args.seed,
+                               threads=args.threads, backend=args.backend, device=args.device, max_batch=args.max_batch)
     if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.models.flops)
         meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
     record = None

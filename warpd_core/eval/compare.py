@@ -50,6 +50,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from warpd_core.eval.methods import build_pusht, parse_method
 from warpd_core.train import stages
 
 if TYPE_CHECKING:  # heavy imports (numpy, gym) stay inside the functions: `warpd --help` must be fast
@@ -96,27 +97,6 @@ def model_kind(path: str) -> tuple[str, Optional[int]]:
     if not isinstance(horizon, int):
         raise ValueError(f"{os.path.join(path, 'last.json')}: field 'config.horizon' missing or not an integer")
     return kind, horizon
-
-
-def parse_method(text: str) -> tuple[str, Optional[int], list[Optional[str]]]:
-    """``LABEL[@H]=DIR[,DIR...]`` or ``random`` -> (label, H or None, directories)."""
-    if text == "random":
-        return "random", None, [None]
-    if "=" not in text:
-        raise ValueError(f"--methods {text!r}: expected LABEL[@H]=DIR[,DIR...] or random")
-    head, paths = text.split("=", 1)
-    label, _, horizon = head.partition("@")
-    if not label or any(c in label for c in ",=@ "):
-        raise ValueError(f"--methods {text!r}: bad label {label!r}")
-    h = None
-    if horizon:
-        if not horizon.isdigit() or int(horizon) <= 0:
-            raise ValueError(f"--methods {text!r}: horizon after '@' must be a positive integer, got {horizon!r}")
-        h = int(horizon)
-    dirs = [p for p in paths.split(",") if p]
-    if not dirs:
-        raise ValueError(f"--methods {text!r}: no model directory")
-    return label, h, dirs
 
 
 def resolve_methods(texts: Sequence[str], horizons: Sequence[int]) -> tuple[list[MethodSpec], list[dict]]:
@@ -219,18 +199,9 @@ def method_step_cost(kind: str, method, horizon: int):
     return method.cost(horizon)
 
 
-def build(kind: str, path: Optional[str], sampler: Optional[str] = None, steps: Optional[int] = None,
-          seed: int = 0):
-    """The harness method for one model directory (``warpd eval``'s builder, torch, 1 thread)."""
-    from warpd_core.eval.cli import build_method
-
-    args = argparse.Namespace(method=kind, model=path, sampler=sampler, steps=steps, backend="torch", device="cpu",
-                              threads=1, seed=seed, max_batch=256)
-    return build_method(args)
-
-
 def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[dict] = (), profile: str = "custom",
-                sampler: Optional[str] = None, steps: Optional[int] = None, progress: bool = True) -> CompareResults:
+                sampler: Optional[str] = None, steps: Optional[int] = None, progress: bool = True,
+                threads: int = 1) -> CompareResults:
     """Evaluate every model of every spec with ``cfg`` (restricted to the horizons it serves) and
     pool the results per (method, horizon, magnitude)."""
     import time
@@ -243,7 +214,8 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
 
     t_start = time.perf_counter()
     # every model is loaded before the first episode, so a broken directory fails in seconds
-    jobs = [(s, d, *build(s.kind, d, sampler, steps, cfg.seed)) for s in specs for d in s.directories()]
+    jobs = [(s, d, *build_pusht(s.kind, d, sampler=sampler, steps=steps, seed=cfg.seed, threads=threads))
+            for s in specs for d in s.directories()]
     rows: dict[tuple[str, int], list] = {}  # (label, horizon) -> episodes of every seed
     seed_cells: dict[tuple[str, int, float], dict[int, float]] = {}  # training seed -> mean score
     costs: dict[tuple[str, int], list[dict]] = {}
@@ -479,7 +451,7 @@ def write_compare(res: CompareResults, out_dir: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------
 def register(subparsers) -> None:
     """``warpd compare pusht`` (+ ``warpd compare metaworld`` when its module imports)."""
-    from warpd_core.cli_args import add_progress_flag
+    from warpd_core.cli_args import add_progress_flag, add_threads_flag
     from warpd_core.eval.cli import add_protocol_arguments
     from warpd_core.eval.profiles import DEFAULT_PROFILE, PROFILES, profile_help
 
@@ -501,6 +473,7 @@ def register(subparsers) -> None:
     q.add_argument("--sampler", choices=["ddim", "ddpm"], help="override every diffusion method's sampler")
     q.add_argument("--steps", type=int, help="override every diffusion method's number of sampler steps")
     q.add_argument("--out", default="results/compare_pusht", help="results folder (default results/compare_pusht)")
+    add_threads_flag(q)
     add_progress_flag(q)
     q.set_defaults(func=run_pusht)
     try:
@@ -518,7 +491,8 @@ def run_pusht(args: argparse.Namespace) -> int:
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     specs, missing = resolve_methods(args.methods, cfg.horizons)
     print(f"compare pusht ({args.profile} profile): {cfg.describe(len(specs))}", flush=True)
-    res = run_compare(specs, cfg, missing, args.profile, args.sampler, args.steps, progress=not args.no_progress)
+    res = run_compare(specs, cfg, missing, args.profile, args.sampler, args.steps, progress=not args.no_progress,
+                      threads=args.threads)
     paths = write_compare(res, args.out)
     print(open(paths["summary"], encoding="utf-8").read())
     print(f"wall time {res.timing['total_seconds']:.1f} s; wrote {os.path.abspath(args.out)}: "

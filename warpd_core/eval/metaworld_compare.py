@@ -52,6 +52,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from warpd_core.cli_args import add_progress_flag, add_threads_flag
+from warpd_core.eval.methods import parse_method as parse_spec
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -67,22 +68,14 @@ CONFIG_KEYS = ("episodes_per_task", "max_steps", "tasks", "base_seed", "seed", "
 # Specs
 # ----------------------------------------------------------------------------------------
 def parse_method(text: str) -> dict:
-    """``LABEL[@H]=DIR`` -> ``{"label", "path", "horizon"}`` (horizon None when not given)."""
-    if "=" not in text:
-        raise ValueError(f"--methods {text!r}: expected LABEL[@H]=DIR")
-    label, path = text.split("=", 1)
-    horizon = None
-    if "@" in label:
-        label, h = label.rsplit("@", 1)
-        try:
-            horizon = int(h)
-        except ValueError:
-            raise ValueError(f"--methods {text!r}: horizon {h!r} is not an integer") from None
-        if horizon <= 0:
-            raise ValueError(f"--methods {text!r}: horizon must be positive")
-    if not label or not path:
-        raise ValueError(f"--methods {text!r}: empty label or directory")
-    return {"label": label, "path": path, "horizon": horizon}
+    """``LABEL[@H]=DIR`` (:func:`warpd_core.eval.methods.parse_method`'s grammar, one directory)
+    -> ``{"label", "path", "horizon"}`` (horizon None when not given)."""
+    label, horizon, dirs = parse_spec(text)
+    if dirs == [None]:
+        raise ValueError(f"--methods {text!r}: no random baseline on Metaworld; expected LABEL[@H]=DIR")
+    if len(dirs) != 1:
+        raise ValueError(f"--methods {text!r}: one model directory per method on Metaworld, got {len(dirs)}")
+    return {"label": label, "path": dirs[0], "horizon": horizon}
 
 
 def load_spec_file(path: str) -> dict:
@@ -311,10 +304,20 @@ def run_comparison(methods: Sequence[dict], cfg, out: str, sampler: Optional[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from warpd_core.eval.metaworld_eval import MetaworldEvalConfig  # noqa: PLC0415
-
+    """``warpd compare metaworld``."""
     spec: dict[str, Any] = load_spec_file(args.config) if args.config else {"methods": []}
     methods = [parse_method(t) for t in args.methods] if args.methods else spec.get("methods", [])
+    return _run(args, methods, spec, "results/metaworld_compare")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``warpd eval metaworld``: one model, the same protocol and outputs as a comparison."""
+    return _run(args, [{"label": None, "path": args.model, "horizon": args.horizon}], {}, "results/metaworld_eval")
+
+
+def _run(args: argparse.Namespace, methods: list[dict], spec: dict, default_out: str) -> int:
+    from warpd_core.eval.metaworld_eval import MetaworldEvalConfig  # noqa: PLC0415
+
 
     def pick(flag, key, default):
         v = getattr(args, flag)
@@ -327,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=pick("max_steps", "max_steps", 500), base_seed=pick("base_seed", "base_seed", 100_000),
         seed=pick("seed", "seed", 0),
         stop_on_success=not args.full_episodes and bool(spec.get("stop_on_success", True)))
-    out = pick("out", "out", "results/metaworld_compare")
+    out = pick("out", "out", default_out)
     res = run_comparison(methods, cfg, out, sampler=pick("sampler", "sampler", None),
                          steps=pick("steps", "steps", None), progress=not args.no_progress, torch_threads=args.threads)
     for r in sorted(res["results"], key=lambda r: r["flops_per_step"]):
@@ -342,11 +345,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_arguments(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--methods", nargs="+", metavar="SPEC",
-                   help="LABEL[@H]=DIR: a WARPD bundle (bundle.json), or an mlp / dp checkpoint directory; "
-                        "@H sets a DP's replanning horizon (default: trained horizon)")
-    q.add_argument("--config", help="YAML with methods and protocol fields (flags override it)")
+def add_arguments(q: argparse.ArgumentParser, compare: bool = True) -> None:
+    """The protocol flags; with ``compare`` also ``--methods`` and ``--config`` (else ``--model``
+    and ``--horizon``: ``warpd eval metaworld``)."""
+    if compare:
+        q.add_argument("--methods", nargs="+", metavar="SPEC",
+                       help="LABEL[@H]=DIR: a WARPD bundle (bundle.json), or an mlp / dp checkpoint directory; "
+                            "@H sets a DP's replanning horizon (default: trained horizon)")
+        q.add_argument("--config", help="YAML with methods and protocol fields (flags override it)")
+    else:
+        q.add_argument("--model", required=True, help="a task-conditioned WARPD bundle (bundle.json), or an mlp / dp "
+                                                      "checkpoint directory (warpd train mlp|dp on Metaworld data)")
+        q.add_argument("--horizon", type=int, help="DP: replanning horizon (default: its trained horizon); WARPD "
+                                                   "generates once per episode")
     q.add_argument("--tasks", nargs="+", help="task subset (default: all ten, Table 4 order)")
     q.add_argument("--episodes-per-task", type=int, help="episodes per task (default 10)")
     q.add_argument("--max-steps", type=int, help="episode length = WARPD's horizon (default 500, the paper's)")
@@ -357,9 +368,18 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--full-episodes", action="store_true",
                    help="run every episode to max-steps (default: stop at the first success)")
     add_threads_flag(q)
-    q.add_argument("--out", help="results folder (default results/metaworld_compare)")
+    q.add_argument("--out", help="results folder (default results/metaworld_" + ("compare)" if compare else "eval)"))
     add_progress_flag(q)
-    q.set_defaults(func=run)
+    q.set_defaults(func=run if compare else run_eval)
+
+
+def register_eval(sub) -> None:
+    """Add ``metaworld`` to the subparsers of ``warpd eval`` (called by ``warpd_core.eval.cli``)."""
+    q = sub.add_parser("metaworld", help="Metaworld: one model's success rate on the paper's ten tasks",
+                       description="Evaluate one WARPD bundle, Diffusion Policy or MLP checkpoint on the paper's ten "
+                                   "Metaworld tasks (the protocol of warpd compare metaworld); write results.json, "
+                                   "results.csv, episodes.csv, summary.md and success_vs_gflops.png.")
+    add_arguments(q, compare=False)
 
 
 def register_compare(sub) -> None:
