@@ -18,7 +18,7 @@ Modes (``python bench/ros_nodes.py MODE --help``):
               own cost.
 ``weights``   Stand-in generator: publishes PolicyWeights of a given policy size at a fixed rate
               (the horizon rate), for runs without a model bundle.
-``nodestep``  Calls ``ControllerNode.on_observation`` directly (no transport) with real messages
+``nodestep``  Calls the controller node's ``SimIO.on_observation`` directly (no transport) with real messages
               and prints one JSON line: latency percentiles and tracemalloc bytes per call.
 
 Timing: ``time.monotonic_ns`` in one process for both ends, so no clock is shared between
@@ -40,6 +40,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.serialization import serialize_message
 
 from warpd_core.bench.common import proc_cpu_seconds, proc_maps_contain, proc_memory_mb, summarize_ns
 from warpd_core.policy.spec import PolicySpec
@@ -348,12 +349,12 @@ def nodestep(args) -> int:
         Parameter("mode", value="realtime"), Parameter("obs_qos", value="sensor"),
         Parameter("obs_dim", value=args.obs_dim), Parameter("act_dim", value=args.act_dim),
         Parameter("action_low", value=[-1e6]), Parameter("action_high", value=[1e6]),
-        Parameter("max_policy_age", value=2**62),
+        Parameter("max_policy_age", value=2**31 - 1),  # the parameter's maximum: never stale here
     ])
     node.trigger_configure()  # a managed node: configure + activate, as autostart does
     node.trigger_activate()
     try:
-        node.on_weights(policy_msg(spec, 1, 1, 16))
+        node.on_weights(serialize_message(policy_msg(spec, 1, 1, 16)))  # the subscription is raw
         rng = np.random.default_rng(1)
         msgs = []
         for i, v in enumerate(rng.uniform(-1, 1, (256, args.obs_dim))):
@@ -361,8 +362,8 @@ def nodestep(args) -> int:
             m.seq = i + 1  # distinct consecutive seqs: never taken for a re-sent observation
             m.data = float64_array(v)
             msgs.append(m)
-        t = time_calls(node.on_observation, msgs, args.steps, warmup=min(2000, args.steps // 5))
-        row = {**summarize_ns(t), **alloc_per_call(node.on_observation, msgs, args.alloc_steps)}
+        t = time_calls(node.io.on_observation, msgs, args.steps, warmup=min(2000, args.steps // 5))
+        row = {**summarize_ns(t), **alloc_per_call(node.io.on_observation, msgs, args.alloc_steps)}
         if node.core.safe_steps:
             row["note"] = f"{node.core.safe_steps} safe actions (policy not active)"
         print(json.dumps(row), flush=True)

@@ -10,8 +10,10 @@ Two ways in and out, chosen by parameters:
   (Float64MultiArray / Twist / JointTrajectory / PoseStamped) after per-dimension limits and a
   rate limit, and republishes the assembled observation on ``observation`` for the generator.
 
-Always: ``policy_weights`` (warpd_ros/PolicyWeights, reliable + transient local) in,
-``/diagnostics`` out. Every decision (validation, hot swap at the horizon boundary, max policy
+The two are the node's two collaborators, :class:`~warpd_ros.controller_io.SimIO` and
+:class:`~warpd_ros.controller_io.HardwareIO`; the node holds what they share. Always:
+``policy_weights`` (warpd_ros/PolicyWeights, reliable + transient local) in, ``/diagnostics``
+out. Every decision (validation, hot swap at the horizon boundary, max policy
 age, safe action, clamping) is made by :class:`warpd_core.runtime.ControllerCore`; this node
 only moves messages.
 
@@ -42,30 +44,25 @@ from warpd_ros.blas import single_threaded_blas
 single_threaded_blas()  # before numpy loads: an idle OpenBLAS worker spins a whole core (README, item 10)
 
 import gc  # noqa: E402
-import secrets  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 
-from warpd_core.runtime.command_limits import CommandLimiter  # noqa: E402
-from warpd_core.runtime.controller import SAFE_MODES, SOURCE_SAFE, ControllerConfig, ControllerCore, Rejection  # noqa: E402
-from warpd_core.runtime.follow import RunFollower  # noqa: E402
-from warpd_core.runtime.rate import RateMonitor, rate_status  # noqa: E402
+from warpd_core.runtime.controller import SAFE_MODES, ControllerConfig, ControllerCore, Rejection  # noqa: E402
 from warpd_ros import process, qos  # noqa: E402
-from warpd_ros.adapters import InputSpec, ObservationAssembler, OutputAdapter, OutputSpec, message_class  # noqa: E402
+from warpd_ros.controller_io import HardwareIO, SimIO  # noqa: E402
 from warpd_ros.conversions import candidate_from_msg  # noqa: E402
 from warpd_ros.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher  # noqa: E402
-from warpd_ros.msg import Action, Observation, PolicyWeights  # noqa: E402
+from warpd_ros.msg import PolicyWeights  # noqa: E402
 from warpd_ros.params import Required, check_all, choice, declare, declare_cpu_list, guard, value_of, vector  # noqa: E402
 from warpd_ros.sched import apply_scheduling  # noqa: E402
 from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
 EXECUTORS = ("events", "single")
-REPORT_S = 5.0  # a foreign generator / observation source stays in /diagnostics this long after its last message
+REPORT_S = 5.0  # a foreign generator stays in /diagnostics this long after its last policy
 
 
 def _ordered(low: str, high: str, both: bool = True):
@@ -158,8 +155,9 @@ class ControllerNode(Node):
           "bundle.json).", range=(0.0, 1e6))
         p("rate_tolerance", 0.1, "Relative difference between the control rate and the model's beyond which "
           "/diagnostics warns.", range=(1e-6, 100.0))
-        p("rate_error_tolerance", 0.5, "Relative difference beyond which /diagnostics reports ERROR.",
-          range=(1e-6, 100.0))
+        p("rate_error_tolerance", 0.5, "Relative difference beyond which /diagnostics reports ERROR (>= rate_tolerance).",
+          range=(1e-6, 100.0), check=lambda v, get: "" if v >= get("rate_tolerance") else
+          f"rate_error_tolerance {v} is below rate_tolerance {get('rate_tolerance')}")
         p("configure_input_wait", 2.0, "Hardware: seconds configure waits for one message per input to check it "
           "(joint names, sizes); 0 = skip.", range=(0.0, 60.0))
         # Process-level real-time options, applied by main() (warpd_ros.sched): start-up only.
@@ -177,6 +175,7 @@ class ControllerNode(Node):
         if self.executor_kind not in EXECUTORS:
             raise ValueError(f"parameter executor must be one of {EXECUTORS}, got {self.executor_kind!r}")
         self.core = None
+        self.io = None  # SimIO or HardwareIO (warpd_ros.controller_io), made at configure
         self.active = False
         self.config_error = ""
         self.exit_requested = False  # a lifecycle shutdown transition: main() ends the process
@@ -187,8 +186,13 @@ class ControllerNode(Node):
         guard(self, configure_only=lambda name: True, configured=lambda: self._configured)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _param(self, name: str):
+    def param(self, name: str):
         return value_of(self, name)
+
+    def own(self, handle):
+        """Keep a publisher / subscription / timer made at configure, for cleanup to release."""
+        self._handles.append(handle)
+        return handle
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
@@ -202,136 +206,55 @@ class ControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        g = self._param
+        g = self.param
         check_all(self)  # params files and -p never pass the set-time checks: one line naming the parameter
         cfg = ControllerConfig(**{name: g(name) for name, *_ in _CORE_PARAMS})
         self.mode = g("mode")
         self.policy_timeout = float(g("lockstep_policy_timeout"))
         self.obs_timeout = float(g("obs_timeout"))
-        self.period = float(g("control_period"))
         self.max_msg_bytes = 4 * cfg.max_weights + 65536  # weights + the message's other fields
         stream = qos.stream(g("obs_qos"))
         self.qos_watch = qos.IncompatibleQosWatch(self)
-        self._decimation = int(g("trigger_decimation"))
-        if self._decimation < 1:
-            raise ValueError(f"parameter trigger_decimation must be >= 1, got {self._decimation}")
-        self._rate_tol = (float(g("rate_tolerance")), float(g("rate_error_tolerance")))
-        if not 0 < self._rate_tol[0] <= self._rate_tol[1]:
-            raise ValueError(f"parameters rate_tolerance / rate_error_tolerance must satisfy 0 < tolerance <= error "
-                             f"tolerance, got {self._rate_tol}")
         self._model_hz_param = float(g("model_rate_hz"))
-        self._model_hz = self._model_hz_param
-        self._trigger_rate = RateMonitor()
+        self.model_hz = self._model_hz_param
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
-        self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
-        self._held = None  # lockstep: (Observation, t_recv) waiting for a policy, t_recv of its first arrival
-        self._policy_overdue = False  # lockstep: a wait timed out; act without waiting until a policy comes
-        self._acted = None  # (sim_epoch, episode, seq) of the last observation answered with a published action
-        self.sources = RunFollower(float(g("source_timeout")))  # the simulation run whose observations are used
-        self._foreign_obs = 0
-        self._foreign_obs_last = (0, -1e9)  # (sim_epoch, monotonic time) of the last ignored observation
-        self._foreign_gen_last = (0, -1e9)  # (generator_epoch, monotonic time) of the last foreign policy
-        self._episode_key = None
         self._last_obs_t = time.monotonic()
         self._timed_out = False
         self._t_start = time.monotonic()
         self._last_reason = ""
         self._last_log = 0.0
-        self._stale_input = ""
-        self._last_cmd = None  # hardware: the last command published (what `hold` repeats)
-        inputs = [n for n in g("inputs") if n]
-        self.hardware = bool(inputs)
+        self._foreign_gen_last = (0, -1e9)  # (generator_epoch, monotonic time) of the last foreign policy
         h = self._handles
         # raw: the size is checked on the serialized bytes before a message is built from them
         h.append(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS, raw=True))
-        if self.hardware:
-            specs = [self._input_spec(n) for n in inputs]
-            self.assembler = ObservationAssembler(specs)
-            self._check_inputs_live(float(g("configure_input_wait")), stream)
-            if self.assembler.dim != cfg.obs_dim:
-                raise ValueError(f"inputs {inputs} give {self.assembler.dim} values, obs_dim is {cfg.obs_dim}")
-            out_topic = g("output.topic") or "action"
-            self.output = OutputAdapter(OutputSpec(out_topic, g("output.type"), [j for j in g("output.joints") if j],
-                                                   g("output.frame_id")), cfg.act_dim, self.period)
-            rate = g("command_rate_limit")
-            self.limiter = CommandLimiter(cfg.low, cfg.high, rate if rate else None, dim=cfg.act_dim)
-            self.pub = self.create_publisher(self.output.msg_type, out_topic, qos.COMMANDS)
-            self.pub_obs = self.create_publisher(Observation, "observation", stream,
-                                                 event_callbacks=self.qos_watch.publisher("observation"))
-            h.append(self.pub_obs)
-            self._obs_msg = Observation()
-            self._obs_msg.sim_epoch = secrets.randbits(63)
-            self.core.new_episode(0, self._obs_msg.sim_epoch)  # one episode: policies for this stream only
-            self._seq = 0
-            for i, a in enumerate(self.assembler.adapters):
-                cb = (lambda m, a=a: self.on_input(a, m, trigger=True)) if i == 0 else (lambda m, a=a: self.on_input(a, m))
-                h.append(self.create_subscription(message_class(a.spec.type), a.spec.topic, cb, stream,
-                                                  event_callbacks=self.qos_watch.subscription(a.spec.topic)))
-        else:
-            self.pub = self.create_publisher(Action, "action", stream, event_callbacks=self.qos_watch.publisher("action"))
-            h.append(self.create_subscription(Observation, "observation", self.on_observation, stream,
-                                              event_callbacks=self.qos_watch.subscription("observation")))
-            self._action_msg = Action()
-        h.append(self.pub)
+        inputs = [n for n in g("inputs") if n]
+        # its publishers and subscriptions go into self._handles as they are made (node.own)
+        self.io = HardwareIO(self, cfg, stream, inputs, g) if inputs else SimIO(self, cfg, stream, float(g("source_timeout")))
         self.diag = DiagnosticsPublisher(self)
         h.append(self.diag.publisher)  # released by cleanup with the rest: one per configure
         h.append(self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics))
         # watchdog: lockstep policy timeout, realtime observation timeout, stale hardware inputs
-        tick = 0.05
-        if self.hardware:
-            tick = min(tick, min(a.spec.max_age for a in self.assembler.adapters) / 2)
-        h.append(self.create_timer(tick, self._watchdog))
+        h.append(self.create_timer(self.io.tick, self._watchdog))
         self.get_logger().info(
             f"controller configured: obs_dim={cfg.obs_dim} act_dim={cfg.act_dim} mode={self.mode} "
-            f"io={'hardware ' + str(inputs) + ' -> ' + self.output.spec.topic if self.hardware else 'warpd topics'} "
-            f"max_policy_age={cfg.max_policy_age} safe_mode={cfg.safe_mode}"
+            f"io={self.io.describe()} max_policy_age={cfg.max_policy_age} safe_mode={cfg.safe_mode}"
         )
-
-    def _check_inputs_live(self, wait: float, stream) -> None:
-        """Take one message per input (if the robot is already publishing) and run it through
-        its adapter, so a joint name missing from the robot's JointState fails ``configure``
-        with the joint's name instead of surfacing later as a stale input."""
-        if wait <= 0:
-            return
-        from rclpy.wait_for_message import wait_for_message
-
-        for a in self.assembler.adapters:
-            ok, msg = wait_for_message(message_class(a.spec.type), self, a.spec.topic, qos_profile=stream, time_to_wait=wait)
-            if not ok:
-                self.get_logger().warn(f"configure: no message on {a.spec.topic} within {wait} s; input {a.spec.name} not checked")
-                continue
-            a.update(msg)  # raises AdapterError (a ValueError) naming the missing joint
-            a.stamp = float("-inf")  # checked only: the control loop starts from fresh messages
-
-    def _input_spec(self, name: str) -> InputSpec:
-        pre = f"input.{name}."
-        fields = {"topic": "", "type": "", "joints": [""], "fields": ["position"], "size": 0, "max_age": 0.1}
-        values = {}
-        for key, default in fields.items():
-            full = pre + key
-            if not self.has_parameter(full):
-                declare(self, full, default, f"Input {name}: {key}.")
-            v = self._param(full)
-            values[key] = [x for x in v if x] if isinstance(default, list) else v
-        return InputSpec(name, values["topic"], values["type"], values["joints"], values["fields"],
-                         int(values["size"]), float(values["max_age"]))
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         freeze_heap()
         self.active = True
         self._last_obs_t = time.monotonic()
-        if self.hardware:
-            self.limiter.reset()
+        self.io.activate()
         self.get_logger().info("controller active")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         # stop commanding: one safe action, then silence (nothing is published while inactive,
         # not even the answer to an observation that was waiting for its policy)
-        self._publish_safe("deactivated")
+        self.publish_safe("deactivated")
         self.active = False
-        self._held = None
+        self.io.deactivate()
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -341,7 +264,7 @@ class ControllerNode(Node):
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         # from active: stop commanding as deactivate does; then release and end the process
         if self.active:
-            self._publish_safe("shutdown")
+            self.publish_safe("shutdown")
         self._release()
         self.exit_requested = True
         return TransitionCallbackReturn.SUCCESS
@@ -360,196 +283,70 @@ class ControllerNode(Node):
                     continue
         self._handles = []
         self.core = None
+        self.io = None
         self.active = False
         self._configured = False
 
-    # -- inputs --------------------------------------------------------------------------
+    # -- policies and the watchdog ----------------------------------------------------------
     def on_weights(self, raw: bytes) -> None:
         """A serialized PolicyWeights. One larger than ``max_weights`` allows is rejected from its
         size before a message is built from it (no second copy of its weights)."""
         now = time.monotonic()
         if len(raw) > self.max_msg_bytes:
             self.core.count_rejection(Rejection.OVERSIZED_MESSAGE)
-            self._throttled_warn(f"rejected a {len(raw)}-byte policy message: max_weights {self.core.cfg.max_weights} "
-                                 f"allows {self.max_msg_bytes} bytes")
+            self.throttled_warn(f"rejected a {len(raw)}-byte policy message: max_weights {self.core.cfg.max_weights} "
+                                f"allows {self.max_msg_bytes} bytes")
             return
         msg = deserialize_message(raw, PolicyWeights)
         reason = self.core.offer_policy(candidate_from_msg(msg), now)
         if reason:
             if self.core.last_rejection is Rejection.FOREIGN_GENERATOR:
                 self._foreign_gen_last = (int(msg.generator_epoch), now)
-            self._throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
+            self.throttled_warn(f"rejected policy generation {msg.generation}: {reason}")
             return
-        self._policy_overdue = False
         if self._model_hz_param <= 0:
-            self._model_hz = float(msg.control_rate_hz)
-        if self.active and self._held is not None and not self.core.needs_policy():
-            obs_msg, t_recv = self._held
-            self._held = None
-            self.policy_wait.add(time.perf_counter() - t_recv)
-            self._act(obs_msg, None)
+            self.model_hz = float(msg.control_rate_hz)
+        self.io.policy_arrived()
 
-    def on_observation(self, msg: Observation) -> None:
-        if not self.active:
-            return
-        t_recv = time.perf_counter()
-        now = time.monotonic()
-        epoch = int(msg.sim_epoch)
-        if not self.sources.allows(epoch, now):  # another publisher while ours is alive: no effect at all
-            self._foreign_obs += 1
-            self._foreign_obs_last = (epoch, now)
-            self._throttled_warn(f"ignoring observations of simulation run {epoch}: following run {self.sources.run}")
-            return
-        if self.sources.heard(epoch, now):
-            self.get_logger().info(f"following simulation run {epoch} (the previous run went silent)")
+    def observation_seen(self, now: float) -> None:
+        """An observation from the followed source (sim) or the trigger input (hardware) arrived."""
         self._last_obs_t = now
-        seq_key = (msg.sim_epoch, msg.episode, msg.seq)
-        if seq_key == self._acted:
-            self._publish(self._action_msg)  # a re-sent observation: repeat the answer
-            return
-        if self._held is not None and (self._held[0].sim_epoch, self._held[0].episode, self._held[0].seq) == seq_key:
-            return  # a re-sent held observation: it keeps waiting from its first arrival
-        key = (msg.sim_epoch, msg.episode)
-        if msg.reset or key != self._episode_key:
-            self._episode_key = key
-            self.core.new_episode(int(msg.episode), epoch)
-        if self.mode == "lockstep" and self.core.needs_policy() and not self._policy_overdue:
-            self._held = (msg, t_recv)
-            return
-        self._act(msg, t_recv)
-
-    def on_input(self, adapter, msg, trigger: bool = False) -> None:
-        """Hardware mode: update one input; the first input's messages trigger a control step."""
-        if not self.active:
-            return
-        t_recv = time.perf_counter()
-        try:
-            adapter.update(msg)
-        except ValueError as e:  # malformed message: the input stays stale, say why
-            self._throttled_warn(str(e))
-            if not trigger:
-                return
-        if not trigger:
-            return
-        self._last_obs_t = time.monotonic()
-        self._trigger_rate.tick(self._last_obs_t)
-        if (self._trigger_rate.count - 1) % self._decimation:
-            return  # decimated: this message only refreshed the input
-        stale = self.assembler.stale()
-        self._stale_input = stale
-        m = self._obs_msg
-        m.header.stamp = self.get_clock().now().to_msg()
-        m.seq = self._seq
-        m.reset = self._seq == 0
-        m.data = self.assembler.obs.tolist()
-        self._seq += 1
-        self.pub_obs.publish(m)
-        if stale:
-            self._publish_safe(stale)
-            return
-        out = self.core.step(self.assembler.obs)
-        self._send_command(out.action, out.source, m.header.stamp)
-        self.latency.add(time.perf_counter() - t_recv)
-        if out.source == SOURCE_SAFE:
-            self._last_reason = out.reason
-            self._throttled_warn(f"safe action: {out.reason}")
 
     def _watchdog(self) -> None:
         if self.core is None or not self.active:
             return
-        if self._held is not None and time.perf_counter() - self._held[1] > self.policy_timeout:
-            obs_msg, t_recv = self._held
-            self._held = None
-            # Until a policy arrives, act on every observation as realtime mode does: the current
-            # policy runs past its horizon, the safe action follows at max_policy_age.
-            self._policy_overdue = True
-            self.get_logger().warn(f"no policy within lockstep_policy_timeout {self.policy_timeout:.1f} s; "
-                                   "acting without waiting until one arrives")
-            self.policy_wait.add(time.perf_counter() - t_recv)
-            self._act(obs_msg, None)
-        if self.hardware:
-            stale = self.assembler.stale()
-            self._stale_input = stale
-            if stale:  # the trigger input stopped (or another input is old): safe action
-                self._publish_safe(stale)
-                return
+        self.io.watchdog()  # lockstep: a held observation past its timeout; hardware: stale inputs
         if self.mode == "realtime" and self.obs_timeout > 0:
             silent = time.monotonic() - self._last_obs_t
             if silent > self.obs_timeout:
                 if not self._timed_out:
                     self._timed_out = True
                     self.get_logger().error(f"no observation for {silent:.2f} s > obs_timeout {self.obs_timeout} s: safe action")
-                self._publish_safe(f"no observation for {silent:.2f} s")
+                self.publish_safe(f"no observation for {silent:.2f} s")
             else:
                 self._timed_out = False
 
     # -- output --------------------------------------------------------------------------
-    def _publish_safe(self, reason: str) -> None:
+    def publish_safe(self, reason: str) -> None:
         if self.core is None:
             return
-        out = self.core.safe_step(reason)
+        self.io.publish_safe(self.core.safe_step(reason))
         self._last_reason = reason
-        if self.hardware:
-            self._send_command(out.action, out.source, self.get_clock().now().to_msg())
-        elif not out.nothing_to_hold:
-            m = self._action_msg
-            m.header.stamp = self.get_clock().now().to_msg()
-            m.data = out.action.tolist()
-            m.generation = out.generation
-            m.policy_age = out.policy_age
-            m.source = out.source
-            self._publish(m)
-        self._throttled_warn(f"safe action: {reason}")
+        self.throttled_warn(f"safe action: {reason}")
 
-    def _publish(self, msg) -> bool:
+    def publish_command(self, pub, msg) -> bool:
         """The one place commands leave the node: nothing while inactive."""
         if not self.active:
             return False
-        self.pub.publish(msg)
+        pub.publish(msg)
         return True
 
-    def _send_command(self, action: np.ndarray, source: int, stamp) -> None:
-        """Hardware command: limits and rate limit, except that the safe action in ``hold`` mode
-        repeats the last command actually published -- and publishes nothing when no command
-        has been sent yet (there is no position to hold; a default could move the robot)."""
-        if source == SOURCE_SAFE and self.core.cfg.safe_mode == "hold":
-            if self._last_cmd is None:
-                return
-            cmd = self._last_cmd
-        else:
-            cmd = self.limiter(action, self.period)
-            if self._last_cmd is None:
-                self._last_cmd = np.empty_like(cmd)
-            np.copyto(self._last_cmd, cmd)
-        self._publish(self.output.fill(cmd, stamp))
+    def note_safe(self, reason: str, what: str = "safe action") -> None:
+        """The core answered with the safe action: remember why (diagnostics) and say so."""
+        self._last_reason = reason
+        self.throttled_warn(f"{what}: {reason}")
 
-    def _act(self, obs_msg: Observation, t_recv: float | None) -> None:
-        """Step and publish. ``t_recv`` None: the observation was held for a policy (its wait
-        is recorded in ``policy_wait``, not in the obs->action latency)."""
-        obs = np.frombuffer(obs_msg.data, dtype=np.float64) if len(obs_msg.data) else np.zeros(0)
-        out = self.core.step(obs)
-        if out.nothing_to_hold:  # hold, and nothing sent this episode: send nothing (the sim/robot stays put)
-            self._last_reason = out.reason
-            self._throttled_warn(f"safe action (nothing to hold yet, nothing sent): {out.reason}")
-            return
-        m = self._action_msg
-        m.header.stamp = obs_msg.header.stamp
-        m.seq = obs_msg.seq
-        m.episode = obs_msg.episode
-        m.sim_epoch = obs_msg.sim_epoch
-        m.data = out.action.tolist()
-        m.generation = out.generation
-        m.policy_age = out.policy_age
-        m.source = out.source
-        if self._publish(m):
-            self._acted = (obs_msg.sim_epoch, obs_msg.episode, obs_msg.seq)
-        if t_recv is not None:
-            self.latency.add(time.perf_counter() - t_recv)
-        if out.source == SOURCE_SAFE:
-            self._last_reason = out.reason
-            self._throttled_warn(f"safe action: {out.reason}")
-
-    def _throttled_warn(self, text: str, period: float = 2.0) -> None:
+    def throttled_warn(self, text: str, period: float = 2.0) -> None:
         now = time.monotonic()
         if now - self._last_log >= period:
             self._last_log = now
@@ -564,8 +361,6 @@ class ControllerNode(Node):
             "rate_hz": round(c.steps / elapsed, 3),
             "latency_p50_us": round(lat["p50_us"], 1),
             "latency_p99_us": round(lat["p99_us"], 1),
-            "policy_waits": len(self.policy_wait),
-            "policy_wait_p50_ms": round(self.policy_wait.summary_us()["p50_us"] / 1e3, 3),
             "swaps": c.swaps,
             "active_generation": c.active_generation,
             "policy_age": c.policy_age,
@@ -575,19 +370,13 @@ class ControllerNode(Node):
             "rejected_policies": sum(c.rejected.values()),
             "rejected_reasons": ";".join(f"{k}={v}" for k, v in sorted(c.rejected.items())),
             "last_safe_reason": self._last_reason,
-            "stale_input": self._stale_input,
             "observation_timeout": self._timed_out,
-            "policy_overdue": self._policy_overdue,
             "following_generator": c.generators.run or 0,
             "foreign_generator": self._foreign_gen_last[0],
-            "following_sim_run": self.sources.run or 0,
-            "foreign_observations": self._foreign_obs,
             "gc_collections": "/".join(str(n) for n in self._gc.collections),
             "gc_max_pause_ms": round(self._gc.max_pause_s * 1e3, 3),
             "gc_frozen_objects": gc.get_freeze_count(),
-            "trigger_rate_hz": round(self._trigger_rate.rate_hz(), 3),
-            "trigger_decimation": self._decimation,
-            "model_rate_hz": self._model_hz,
+            **self.io.stats(),  # sim: lockstep waits, followed run; hardware: stale input, trigger rate
         }
 
     def publish_diagnostics(self) -> None:
@@ -602,27 +391,22 @@ class ControllerNode(Node):
         elif now - self._foreign_gen_last[1] < REPORT_S:
             level, text = ERROR, (f"rejecting policies of a second generator run (epoch {self._foreign_gen_last[0]}) "
                                   f"while following epoch {c.generators.run}")
-        elif self._stale_input:
-            level, text = ERROR, f"{self._stale_input}: safe action"
+        elif self.io.error():
+            level, text = ERROR, self.io.error()
         elif c.stale:
             level, text = ERROR, f"policy older than max_policy_age ({c.cfg.max_policy_age}): safe action"
         elif c.active_generation == 0:
             level, text = WARN, "waiting for the first policy"
         elif not self.active:
             level, text = WARN, "inactive"
-        elif self._policy_overdue:
-            level, text = WARN, (f"no policy within lockstep_policy_timeout ({self.policy_timeout} s): running the "
-                                 "current policy past its horizon")
-        elif now - self._foreign_obs_last[1] < REPORT_S:
-            level, text = WARN, (f"ignoring observations of another simulation run (epoch {self._foreign_obs_last[0]}) "
-                                 f"while following run {self.sources.run}")
+        elif self.io.warning(now):
+            level, text = WARN, self.io.warning(now)
         else:
             level, text = OK, "running"
-        if self.hardware:
-            r_level, r_text = rate_status(self._trigger_rate.rate_hz(), self._decimation, self._model_hz, *self._rate_tol)
-            order = (OK, WARN, ERROR)  # diagnostic_msgs levels are bytes; rate_status's are 0 / 1 / 2
-            if r_level > order.index(level):
-                level, text = order[r_level], r_text
+        r_level, r_text = self.io.rate_status()
+        order = (OK, WARN, ERROR)  # diagnostic_msgs levels are bytes; rate_status's are 0 / 1 / 2
+        if r_level > order.index(level):
+            level, text = order[r_level], r_text
         self.diag.publish(level, text, self.stats())
 
 

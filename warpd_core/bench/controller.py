@@ -5,7 +5,7 @@ Implementations side by side on the same weights and observations:
 * ``numpy_mlp``       -- :meth:`warpd_core.policy.MLPPolicy.act` (the controller's forward).
 * ``controller_core`` -- :meth:`warpd_core.runtime.ControllerCore.step`: install check,
   observation check, the forward, finiteness check, clamp (what the node calls).
-* ``ros_node_callback`` -- ``ControllerNode.on_observation`` in a child process with real
+* ``ros_node_callback`` -- the controller node's ``SimIO.on_observation`` in a child process with real
   rclpy messages (frombuffer, step, Action fill, publish to no subscriber); see
   ``bench/ros_nodes.py`` ``nodestep``. Skipped without ROS.
 * ``torch``           -- ``nn.Sequential`` of Linear/ReLU, ``torch.no_grad()`` entered per
@@ -292,7 +292,7 @@ def run(quick: bool, out_dir: str) -> dict:
         "is the share of calls that allocated anything.",
         "torch: torch.no_grad() entered per call, torch.set_num_threads(1). onnxruntime: CPU provider, "
         "1 intra/inter-op thread, sequential execution.",
-        "ros_node_callback: ControllerNode.on_observation(msg) called directly in a child process (real rclpy "
+        "ros_node_callback: the controller node's SimIO.on_observation(msg) called directly in a child process (real rclpy "
         "messages, publish with no subscriber); OPENBLAS_NUM_THREADS=1.",
     ]
     config = {"n_timed": n, "n_alloc": n_alloc, "timer_overhead_ns": overhead, "sizes": {k: list(map(str, v)) for k, v in SIZES.items()}}
