@@ -91,7 +91,6 @@ def test_resolve_methods_assigns_models_to_horizons(tmp_path):
 
 
 def test_profiles_are_one_table_for_eval_and_compare():
-    from warpd_core.eval import cli
     from warpd_core.eval.harness import EvalConfig
 
     quick, paper = EvalConfig.from_profile("quick"), EvalConfig.from_profile("paper")
@@ -107,7 +106,10 @@ def test_profiles_are_one_table_for_eval_and_compare():
     parser = __import__("warpd_core.cli", fromlist=["build_parser"]).build_parser()
     assert parser.parse_args(["eval", "pusht", "--model", "m"]).profile == "quick"
     assert parser.parse_args(["compare", "pusht", "--methods", "random"]).profile == "quick"
-    assert cli.METHODS
+    from warpd_core.eval.methods import PUSHT_KINDS
+
+    assert parser.parse_args(["eval", "pusht", "--method", "ldp", "--model", "m"]).method == "ldp"
+    assert set(PUSHT_KINDS) == {"warpd", "mlp", "dp", "ldp", "random"}
 
 
 # -- the sweep ---------------------------------------------------------------------------------------

@@ -315,7 +315,8 @@ class ControllerNode(Node):
     def _watchdog(self) -> None:
         if self.core is None or not self.active:
             return
-        self.io.watchdog()  # lockstep: a held observation past its timeout; hardware: stale inputs
+        if self.io.watchdog():  # lockstep: a held observation past its timeout; hardware: stale inputs
+            return
         if self.mode == "realtime" and self.obs_timeout > 0:
             silent = time.monotonic() - self._last_obs_t
             if silent > self.obs_timeout:

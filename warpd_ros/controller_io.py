@@ -101,9 +101,11 @@ class SimIO:
             self.policy_wait.add(time.perf_counter() - t_recv)
             self._act(obs_msg, None)
 
-    def watchdog(self) -> None:
+    def watchdog(self) -> bool:
+        """A held observation past ``lockstep_policy_timeout`` is answered. Returns False: the
+        node's own checks (the realtime observation timeout) still run."""
         if self._held is None or time.perf_counter() - self._held[1] <= self.node.policy_timeout:
-            return
+            return False
         obs_msg, t_recv = self._held
         self._held = None
         # Until a policy arrives, act on every observation as realtime mode does: the current
@@ -113,6 +115,7 @@ class SimIO:
                                     "acting without waiting until one arrives")
         self.policy_wait.add(time.perf_counter() - t_recv)
         self._act(obs_msg, None)
+        return False
 
     def activate(self) -> None:
         pass
@@ -293,11 +296,13 @@ class HardwareIO:
     def policy_arrived(self) -> None:
         pass
 
-    def watchdog(self) -> None:
-        """The trigger input stopped (or another input is old): safe action."""
+    def watchdog(self) -> bool:
+        """The trigger input stopped (or another input is old): safe action. Returns True then,
+        so the stale input -- not the observation timeout it also causes -- is what is reported."""
         self.stale_input = self.assembler.stale()
         if self.stale_input:
             self.node.publish_safe(self.stale_input)
+        return bool(self.stale_input)
 
     def activate(self) -> None:
         self.limiter.reset()
