@@ -219,23 +219,22 @@ class ControllerNode(Node):
         self.model_hz = self._model_hz_param
         self.core = ControllerCore(cfg)
         self.latency = LatencyWindow()
-        self._last_obs_t = time.monotonic()
+        self.last_obs_t = time.monotonic()  # the I/O sets it on every followed observation (sim) or trigger message (hardware)
         self._timed_out = False
         self._t_start = time.monotonic()
         self._last_reason = ""
         self._last_log = 0.0
         self._foreign_gen_last = (0, -1e9)  # (generator_epoch, monotonic time) of the last foreign policy
-        h = self._handles
         # raw: the size is checked on the serialized bytes before a message is built from them
-        h.append(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS, raw=True))
+        self.own(self.create_subscription(PolicyWeights, "policy_weights", self.on_weights, qos.WEIGHTS, raw=True))
         inputs = [n for n in g("inputs") if n]
         # its publishers and subscriptions go into self._handles as they are made (node.own)
-        self.io = HardwareIO(self, cfg, stream, inputs, g) if inputs else SimIO(self, cfg, stream, float(g("source_timeout")))
+        self.io = HardwareIO(self, cfg, stream, inputs, g) if inputs else SimIO(self, stream, float(g("source_timeout")))
         self.diag = DiagnosticsPublisher(self)
-        h.append(self.diag.publisher)  # released by cleanup with the rest: one per configure
-        h.append(self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics))
+        self.own(self.diag.publisher)  # released by cleanup with the rest: one per configure
+        self.own(self.create_timer(float(g("diagnostics_period")), self.publish_diagnostics))
         # watchdog: lockstep policy timeout, realtime observation timeout, stale hardware inputs
-        h.append(self.create_timer(self.io.tick, self._watchdog))
+        self.own(self.create_timer(self.io.tick, self._watchdog))
         self.get_logger().info(
             f"controller configured: obs_dim={cfg.obs_dim} act_dim={cfg.act_dim} mode={self.mode} "
             f"io={self.io.describe()} max_policy_age={cfg.max_policy_age} safe_mode={cfg.safe_mode}"
@@ -244,7 +243,7 @@ class ControllerNode(Node):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         freeze_heap()
         self.active = True
-        self._last_obs_t = time.monotonic()
+        self.last_obs_t = time.monotonic()
         self.io.activate()
         self.get_logger().info("controller active")
         return TransitionCallbackReturn.SUCCESS
@@ -308,17 +307,13 @@ class ControllerNode(Node):
             self.model_hz = float(msg.control_rate_hz)
         self.io.policy_arrived()
 
-    def observation_seen(self, now: float) -> None:
-        """An observation from the followed source (sim) or the trigger input (hardware) arrived."""
-        self._last_obs_t = now
-
     def _watchdog(self) -> None:
         if self.core is None or not self.active:
             return
         if self.io.watchdog():  # lockstep: a held observation past its timeout; hardware: stale inputs
             return
         if self.mode == "realtime" and self.obs_timeout > 0:
-            silent = time.monotonic() - self._last_obs_t
+            silent = time.monotonic() - self.last_obs_t
             if silent > self.obs_timeout:
                 if not self._timed_out:
                     self._timed_out = True
@@ -392,16 +387,16 @@ class ControllerNode(Node):
         elif now - self._foreign_gen_last[1] < REPORT_S:
             level, text = ERROR, (f"rejecting policies of a second generator run (epoch {self._foreign_gen_last[0]}) "
                                   f"while following epoch {c.generators.run}")
-        elif self.io.error():
-            level, text = ERROR, self.io.error()
+        elif io_error := self.io.error():
+            level, text = ERROR, io_error
         elif c.stale:
             level, text = ERROR, f"policy older than max_policy_age ({c.cfg.max_policy_age}): safe action"
         elif c.active_generation == 0:
             level, text = WARN, "waiting for the first policy"
         elif not self.active:
             level, text = WARN, "inactive"
-        elif self.io.warning(now):
-            level, text = WARN, self.io.warning(now)
+        elif io_warning := self.io.warning(now):
+            level, text = WARN, io_warning
         else:
             level, text = OK, "running"
         r_level, r_text = self.io.rate_status()

@@ -14,7 +14,7 @@ The node owns everything the two share -- the lifecycle, the :class:`ControllerC
 every decision, the policy subscription, the realtime observation timeout, ``/diagnostics`` --
 and calls its I/O through the same few methods: ``watchdog``, ``publish_safe``,
 ``policy_arrived``, ``activate`` / ``deactivate``, ``error`` / ``warning`` / ``rate_status``
-and ``stats``. Neither class publishes a command while the node is inactive: both go through
+and ``stats`` (:class:`ControllerIO` has the defaults). Neither class publishes a command while the node is inactive: both go through
 ``node.publish_command``.
 """
 
@@ -38,16 +38,46 @@ from warpd_ros.stats import LatencyWindow
 REPORT_S = 5.0  # a foreign observation source stays in /diagnostics this long after its last message
 
 
-class SimIO:
+class ControllerIO:
+    """What the node calls on its I/O; the defaults are what an I/O without that concern does."""
+
+    tick = 0.05  # watchdog period (s)
+
+    def policy_arrived(self) -> None:
+        """A policy was accepted."""
+
+    def watchdog(self) -> bool:
+        """Periodic checks; True = a safe action was sent and the node's own checks are skipped."""
+        return False
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    def error(self) -> str:
+        """An ERROR for /diagnostics ('' = none)."""
+        return ""
+
+    def warning(self, now: float) -> str:
+        """A WARN for /diagnostics ('' = none)."""
+        return ""
+
+    def rate_status(self) -> tuple[int, str]:
+        """``(0 | 1 | 2, text)``: the control rate against the model's (0: fine or unknown)."""
+        return 0, ""
+
+
+class SimIO(ControllerIO):
     """warpd Observation in, warpd Action out (``inputs: []``)."""
 
-    def __init__(self, node, cfg: ControllerConfig, stream, source_timeout: float):
+    def __init__(self, node, stream, source_timeout: float):
         self.node = node
         self.pub = node.own(node.create_publisher(Action, "action", stream,
                                                   event_callbacks=node.qos_watch.publisher("action")))
         node.own(node.create_subscription(Observation, "observation", self.on_observation, stream,
                                           event_callbacks=node.qos_watch.subscription("observation")))
-        self.tick = 0.05  # watchdog period: the lockstep policy timeout
         self._msg = Action()
         self.policy_wait = LatencyWindow(2000)  # lockstep: time observations waited for their policy
         self._held = None  # lockstep: (Observation, t_recv) waiting for a policy, t_recv of its first arrival
@@ -76,7 +106,7 @@ class SimIO:
             return
         if self.sources.heard(epoch, now):
             node.get_logger().info(f"following simulation run {epoch} (the previous run went silent)")
-        node.observation_seen(now)
+        node.last_obs_t = now
         seq_key = (msg.sim_epoch, msg.episode, msg.seq)
         if seq_key == self._acted:
             node.publish_command(self.pub, self._msg)  # a re-sent observation: repeat the answer
@@ -116,9 +146,6 @@ class SimIO:
         self.policy_wait.add(time.perf_counter() - t_recv)
         self._act(obs_msg, None)
         return False
-
-    def activate(self) -> None:
-        pass
 
     def deactivate(self) -> None:
         self._held = None  # not answered, not even once a policy comes: the node is inactive
@@ -161,9 +188,6 @@ class SimIO:
         self.node.publish_command(self.pub, m)
 
     # -- /diagnostics ------------------------------------------------------------------------
-    def error(self) -> str:
-        return ""
-
     def warning(self, now: float) -> str:
         if self._overdue:
             return (f"no policy within lockstep_policy_timeout ({self.node.policy_timeout} s): running the current "
@@ -172,9 +196,6 @@ class SimIO:
             return (f"ignoring observations of another simulation run (epoch {self._foreign_last[0]}) while "
                     f"following run {self.sources.run}")
         return ""
-
-    def rate_status(self) -> tuple[int, str]:
-        return 0, ""  # a simulation steps at whatever rate it runs
 
     def stats(self) -> dict:
         return {
@@ -186,7 +207,7 @@ class SimIO:
         }
 
 
-class HardwareIO:
+class HardwareIO(ControllerIO):
     """Standard robot messages in, a limited command out (``inputs: [a, b, ...]``)."""
 
     def __init__(self, node, cfg: ControllerConfig, stream, inputs: list[str], g):
@@ -271,7 +292,7 @@ class HardwareIO:
         if not trigger:
             return
         now = time.monotonic()
-        node.observation_seen(now)
+        node.last_obs_t = now
         self.trigger_rate.tick(now)
         if (self.trigger_rate.count - 1) % self.decimation:
             return  # decimated: this message only refreshed the input
@@ -293,9 +314,6 @@ class HardwareIO:
         if out.source == SOURCE_SAFE:
             node.note_safe(out.reason)
 
-    def policy_arrived(self) -> None:
-        pass
-
     def watchdog(self) -> bool:
         """The trigger input stopped (or another input is old): safe action. Returns True then,
         so the stale input -- not the observation timeout it also causes -- is what is reported."""
@@ -306,9 +324,6 @@ class HardwareIO:
 
     def activate(self) -> None:
         self.limiter.reset()
-
-    def deactivate(self) -> None:
-        pass
 
     # -- out ---------------------------------------------------------------------------------
     def _send_command(self, action: np.ndarray, source: int, stamp) -> None:
@@ -333,11 +348,8 @@ class HardwareIO:
     def error(self) -> str:
         return f"{self.stale_input}: safe action" if self.stale_input else ""
 
-    def warning(self, now: float) -> str:
-        return ""
-
     def rate_status(self) -> tuple[int, str]:
-        """``(0 | 1 | 2, text)``: how far the trigger rate is off the model's control rate."""
+        """How far the trigger rate is off the model's control rate."""
         return rate_status(self.trigger_rate.rate_hz(), self.decimation, self.node.model_hz, *self.rate_tol)
 
     def stats(self) -> dict:
