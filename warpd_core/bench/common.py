@@ -194,6 +194,18 @@ def ros_available() -> tuple[bool, str]:
     return r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.returncode else ""
 
 
+# -- progress ---------------------------------------------------------------------------------
+def progress(total: float, section: str, unit: str):
+    """A tqdm bar with an ETA over a section's rows (``update(n)`` after each; ``write(line)``
+    prints a row's result above the bar). Updated only between measurements, never inside one:
+    tqdm's monitor thread is off so that no extra thread wakes up during a timed loop."""
+    from tqdm.auto import tqdm
+
+    tqdm.monitor_interval = 0
+    return tqdm(total=total, desc=f"bench {section}", unit=unit, file=sys.stderr, dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]")
+
+
 # -- results ----------------------------------------------------------------------------------
 @dataclass
 class Target:

@@ -39,6 +39,7 @@ from warpd_core.bench.common import (
     LoadMonitor,
     Target,
     bench_node_cmd,
+    progress,
     ros_available,
     ros_env,
     summarize_ns,
@@ -219,9 +220,10 @@ def _onnx_impls(spec: PolicySpec, model) -> dict[str, Callable]:
     return {"onnxruntime_run": ort_run, "onnxruntime_iobinding": ort_iobinding}
 
 
-def _ros_node_rows(n: int, n_alloc: int) -> list[dict]:
+def _ros_node_rows(n: int, n_alloc: int, bar) -> list[dict]:
     ok, why = ros_available()
     if not ok:
+        bar.update(len(SIZES))
         return [{"size": name, "impl": "ros_node_callback", "note": f"skipped: {why}"} for name in SIZES]
     rows = []
     for name, (obs_dim, hidden, act_dim) in SIZES.items():
@@ -231,10 +233,12 @@ def _ros_node_rows(n: int, n_alloc: int) -> list[dict]:
         lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
         if r.returncode != 0 or not lines:
             rows.append({"size": name, "impl": "ros_node_callback", "note": f"failed: {r.stderr.strip()[-300:]}"})
+            bar.update()
             continue
         import json  # noqa: PLC0415
 
         rows.append({"size": name, "impl": "ros_node_callback", **json.loads(lines[-1])})
+        bar.update()
     return rows
 
 
@@ -245,6 +249,7 @@ def run(quick: bool, out_dir: str) -> dict:
     rows: list[dict] = []
     overhead = _timer_overhead_ns(20_000)
     rng = np.random.default_rng(1)
+    bar = progress(2 * len(SIZES), "controller", "policy sizes x (in process, ROS node)")
     for name, (obs_dim, hidden, act_dim) in SIZES.items():
         spec, flat = make_policy(obs_dim, hidden, act_dim)
         # 256 distinct observations (float64, as they arrive in an Observation message)
@@ -265,9 +270,11 @@ def run(quick: bool, out_dir: str) -> dict:
                    "agrees_with_numpy": agree}
             row.update(time_cold_calls(fn, inputs, n_alloc))
             rows.append(row)
-            print(f"  {name:20s} {impl:22s} median {row['median_us']:7.2f} us  p99 {row['p99_us']:7.2f} us  "
-                  f"p99.9 {row['p999_us']:7.2f} us  alloc {row['alloc_bytes_per_call']:.0f} B/call", flush=True)
-    rows += _ros_node_rows(n, n_alloc)
+            bar.write(f"  {name:20s} {impl:22s} median {row['median_us']:7.2f} us  p99 {row['p99_us']:7.2f} us  "
+                      f"p99.9 {row['p999_us']:7.2f} us  alloc {row['alloc_bytes_per_call']:.0f} B/call")
+        bar.update()
+    rows += _ros_node_rows(n, n_alloc, bar)
+    bar.close()
 
     def get(size: str, impl: str, key: str):
         for r in rows:

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from warpd_core.models.flops import count_flops  # noqa: F401 - one implementation, re-exported
-from warpd_core.bench.common import LATENTS, LoadMonitor, Target, write_section
+from warpd_core.bench.common import LATENTS, LoadMonitor, Target, progress, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, N_OBS_STEPS = 5, 2, (256, 256), 2
 COLUMNS = ["unet", "latent", "horizon", "steps", "warpd_denoiser_mflops", "warpd_hypernet_mflops", "mlp_mflops",
@@ -99,6 +99,7 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
         step_dim, down_dims = UNET_SIZES[size]
         return ConditionalUnet1D(ACT_DIM, OBS_DIM * N_OBS_STEPS, step_dim, down_dims).eval()
 
+    bar = progress(len(sizes) * len(latents) * len(horizons) * len(step_counts), "dp", "rows")
     for size, latent, H in ((s, la, h) for s in sizes for la in latents for h in horizons):
         latent_dim, latent_shape = LATENTS[latent]
         hyper, den, f_hyp, f_den, f_den_s = warpd_models(size, latent)
@@ -142,8 +143,10 @@ def run(quick: bool, out_dir: str, decoder: str = "s") -> dict:
                    "warpd_per_step_us": None if w_ms is None else round(w_ms * 1e3 / H, 1),
                    "dp_per_step_us": None if d_ms is None else round(d_ms * 1e3 / H, 1)}
             rows.append(row)
-            print(f"  unet {size:2s} latent {latent:4s} H {H:3d} K {K:3d}: WARPD {w_step / 1e6:9.3f} MFLOP/step, DP {d_step / 1e6:9.3f} "
-                  f"MFLOP/step, DP/WARPD = {d_step / w_step:6.2f}   latency WARPD {w_ms} ms, DP {d_ms} ms", flush=True)
+            bar.update()
+            bar.write(f"  unet {size:2s} latent {latent:4s} H {H:3d} K {K:3d}: WARPD {w_step / 1e6:9.3f} MFLOP/step, DP {d_step / 1e6:9.3f} "
+                      f"MFLOP/step, DP/WARPD = {d_step / w_step:6.2f}   latency WARPD {w_ms} ms, DP {d_ms} ms")
+    bar.close()
     # one target per horizon: UNet m (s in the quick run), the most steps counted (DDPM 100, DP's PushT setting)
     head = "m" if "m" in sizes else sizes[0]
     targets = [Target(f"WARPD per-step FLOPs below DP (UNet {r['unet']}, latent {r['latent']}, H {r['horizon']}, K {r['steps']})",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from warpd_core.bench.common import LATENTS, LoadMonitor, Target, write_section
+from warpd_core.bench.common import LATENTS, LoadMonitor, Target, progress, write_section
 
 OBS_DIM, ACT_DIM, HIDDEN, HORIZON = 5, 2, (256, 256), 16
 COLUMNS = ["unet", "decoder", "latent", "sampler", "steps", "backend", "reps", "median_ms", "p90_ms", "min_ms",
@@ -104,6 +104,7 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
         obs_dim = int(meta["obs_dim"])
         task = np.zeros(1, np.int64) if meta["n_tasks"] else None
     obs = np.random.default_rng(0).uniform(-1, 1, (1, obs_dim)).astype(np.float32)
+    bar = progress(len(configs) * len(backends), "generator", "timings")
     with tempfile.TemporaryDirectory(prefix="warpd-bench-gen-") as tmp:
         for unet, dec, sampler, steps, latent in configs:
             key = (unet, dec, latent)
@@ -129,9 +130,11 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
                     row["denoiser_params_m"] = round(sum(p.numel() for p in impl.denoiser.parameters()) / 1e6, 3)
                     row["hypernet_params_m"] = round(sum(p.numel() for p in impl.hypernet.parameters()) / 1e6, 3)
                 rows.append(row)
-                print(f"  unet {unet:2s} decoder {dec:2s} latent {latent:4s} {sampler} {steps:3d} {backend:5s}: median {row['median_ms']:8.2f} ms "
-                      f"(decode {row['decode_ms']:.2f} ms, {row['reps']} reps)", flush=True)
+                bar.update()
+                bar.write(f"  unet {unet:2s} decoder {dec:2s} latent {latent:4s} {sampler} {steps:3d} {backend:5s}: median {row['median_ms']:8.2f} ms "
+                          f"(decode {row['decode_ms']:.2f} ms, {row['reps']} reps)")
                 del gen
+    bar.close()
     targets = []
     for latent in LATENTS:
         head = [r for r in rows if (r["unet"], r["decoder"], r["sampler"], r["steps"]) == HEADLINE and r["latent"] == latent]

@@ -35,6 +35,7 @@ from warpd_core.bench.common import (
     Target,
     bench_node_cmd,
     node_executable,
+    progress,
     ros_available,
     ros_env,
     start_process,
@@ -215,14 +216,17 @@ def run(quick: bool, out_dir: str, executor: str = "events", phases: list[tuple[
     bundle, why_no_bundle = make_init_bundle(str(Path(tmp.name) / "bundle"))
     config["generator"] = (f"generator node on an init bundle (UNet s, decoder xs, DDIM 10, horizon {HORIZON})" if bundle
                            else f"weights stand-in ({why_no_bundle})")
-    for phase, rate, duration in phases or plan(quick):
+    phases = phases or plan(quick)
+    bar = progress(sum(d for _, _, d in phases), section, "s measured")  # ETA weighted by each phase's length
+    for phase, rate, duration in phases:
         t0 = time.monotonic()
         res = run_phase(phase, rate, duration, work, env, executor, bundle, fifo=fifo, isolate=isolate)
         row = row_of(res)
         rows.append(row)
-        print(f"  {phase:22s} {rate:6.0f} Hz  p50 {row['p50_us']} us  p99 {row['p99_us']} us  p99.9 {row['p999_us']} us  "
-              f"miss {row['deadline_miss_pct']}%  ({time.monotonic() - t0:.0f} s){'  ERROR ' + row['error'] if 'error' in row else ''}",
-              flush=True)
+        bar.update(duration)
+        bar.write(f"  {phase:22s} {rate:6.0f} Hz  p50 {row['p50_us']} us  p99 {row['p99_us']} us  p99.9 {row['p999_us']} us  "
+                  f"miss {row['deadline_miss_pct']}%  ({time.monotonic() - t0:.0f} s){'  ERROR ' + row['error'] if 'error' in row else ''}")
+    bar.close()
     notes += [
         "Latency = obs publish -> action receipt in the driver process (two DDS hops + the node's callback).",
         "Deadline miss = the action was lost or arrived more than one period after its observation was published.",

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from warpd_core.bench.common import LoadMonitor, write_section
+from warpd_core.bench.common import LoadMonitor, progress, write_section
 
 COLUMNS = ["stage", "model", "trajectory_length", "batch", "steps_per_epoch", "samples_per_s", "s_per_step"]
 
@@ -57,6 +57,8 @@ def run(quick: bool, out_dir: str) -> dict:
     steps = 2 if quick else 6
     length = 160  # steps per episode (PushT demonstrations: 49-246)
     cases = [("xs", 16)] if quick else [("xs", 16), ("s", 16), ("s", 256)]
+    unets = ["s"] if quick else ["s", "m"]
+    bar = progress(len(cases) + len(unets), "train", "models")
     with tempfile.TemporaryDirectory(prefix="warpd-bench-train-") as tmp:
         for dec, traj in cases:
             b = batch if traj <= 16 else 32  # the PushT length-256 config's batch
@@ -71,8 +73,8 @@ def run(quick: bool, out_dir: str) -> dict:
             rows.append({"stage": "vae", "model": f"decoder {dec}, encoder 3x512, WM 2x1024", "trajectory_length": traj,
                          "batch": b, "steps_per_epoch": n_steps, "samples_per_s": round(n / secs, 1),
                          "s_per_step": round(secs / n_steps, 3)})
-            print(f"  vae decoder {dec}, length {traj}: {n / secs:8.1f} windows/s ({secs / n_steps:.3f} s/step)", flush=True)
-        unets = ["s"] if quick else ["s", "m"]
+            bar.update()
+            bar.write(f"  vae decoder {dec}, length {traj}: {n / secs:8.1f} windows/s ({secs / n_steps:.3f} s/step)")
         n_lat = steps * batch
         rng = np.random.default_rng(0)
         latents = {"latents": rng.standard_normal((n_lat, 256)).astype(np.float32),
@@ -85,7 +87,9 @@ def run(quick: bool, out_dir: str) -> dict:
             rows.append({"stage": "diffusion", "model": f"UNet {unet}, latent (16, 16), EMA", "trajectory_length": "",
                          "batch": batch,
                          "steps_per_epoch": steps, "samples_per_s": round(n_lat / secs, 1), "s_per_step": round(secs / steps, 3)})
-            print(f"  diffusion unet {unet}: {n_lat / secs:8.1f} latents/s ({secs / steps:.3f} s/step)", flush=True)
+            bar.update()
+            bar.write(f"  diffusion unet {unet}: {n_lat / secs:8.1f} latents/s ({secs / steps:.3f} s/step)")
+    bar.close()
     notes = [f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, CPU; "
              "policy 5-256-256-2 (67,842 generated weights), latent 256.",
              "Second of two epochs timed (the first warms up)."]
