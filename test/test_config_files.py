@@ -58,3 +58,64 @@ def test_bad_base_names_the_file_and_field(tmp_path, text, match):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(VAETrainConfig, tmp_path / "bad.yaml")
+
+
+def _restated(path: Path) -> list[str]:
+    """Dotted keys of ``path`` whose value equals what they would be without them: the dataclass
+    default, or for a file with ``base:`` the base's resolved value."""
+    from warpd_core.config import read_yaml_mapping
+
+    cls = _config_class(path)
+    raw = read_yaml_mapping(path)
+    ref = config_to_dict(load_config(cls, path.parent / raw["base"]) if "base" in raw else cls())
+    out = []
+
+    def walk(node: dict, against: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if key == "base" or key not in against:
+                continue
+            if isinstance(value, dict) and isinstance(against[key], dict):
+                walk(value, against[key], f"{prefix}{key}.")
+            elif value == against[key]:
+                out.append(prefix + key)
+
+    walk(raw, ref, "")
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_configs_hold_only_what_differs(path):
+    """A config restates nothing (`warpd train STAGE --config F --print-config` shows all of it);
+    the exception is a file marked `Frozen:`, kept exactly as a past run read it."""
+    if "Frozen:" in path.read_text():
+        return
+    assert _restated(path) == [], f"{path.name}: these keys repeat the default or the base's value"
+
+
+def test_the_shipped_models_configs_resolve_to_what_trained_it():
+    """config/train/pusht_vae.yaml and pusht_diffusion.yaml are the shipped model's exact configs:
+    they resolve to the configs its bundle.json recorded at training time, so a changed default
+    that would change them fails here."""
+    import json
+
+    from warpd_core.assets import SHIPPED_PUSHT_MODEL
+
+    trained = json.loads((SHIPPED_PUSHT_MODEL / "bundle.json").read_text())["provenance"]["training"]
+    for stage, cls, name in (("vae", VAETrainConfig, "pusht_vae.yaml"),
+                             ("diffusion", DiffusionTrainConfig, "pusht_diffusion.yaml")):
+        assert config_to_dict(load_config(cls, REPO / "config" / "train" / name)) == trained[stage]["config"], name
+
+
+def test_print_config_shows_the_resolved_config():
+    import subprocess
+    import sys
+
+    import yaml
+
+    r = subprocess.run([sys.executable, "-m", "warpd_core", "train", "vae", "--config",
+                        "config/train/pusht_vae_nowm.yaml", "--set", "epochs=7", "--print-config"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    shown = yaml.safe_load(r.stdout)
+    want = config_to_dict(load_config(VAETrainConfig, REPO / "config/train/pusht_vae_nowm.yaml", ["epochs=7"]))
+    assert shown == want and shown["use_world_model"] is False and shown["model"]["latent_dim"] == 256

@@ -19,6 +19,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (defaults, base: include and --set applied) as YAML and exit; "
+                        "the config files hold only what differs from the defaults")
 
 
 def register(subparsers) -> None:
@@ -29,8 +32,8 @@ def register(subparsers) -> None:
     vae.set_defaults(func=run_vae)
     dif = sub.add_parser("diffusion", help="stage 2: latent diffusion on a trained VAE's latents")
     _common(dif)
-    dif.add_argument("--vae", required=True, help="directory of the trained VAE (output of 'warpd train vae'; "
-                                                  "or of 'warpd train ldp' for the LDP baseline)")
+    dif.add_argument("--vae", help="directory of the trained VAE (output of 'warpd train vae'; or of 'warpd train "
+                                   "ldp' for the LDP baseline); required unless --print-config")
     dif.set_defaults(func=run_diffusion)
     mlp = sub.add_parser("mlp", help="baseline: behaviour-cloned MLP with the generated policy's architecture")
     _common(mlp)
@@ -48,6 +51,15 @@ def _out(args, stage: str) -> str:
     if args.out:
         return args.out
     return os.path.join("runs", stage, os.path.splitext(os.path.basename(args.config))[0])
+
+
+def _print_config(cfg) -> int:
+    import yaml
+
+    from warpd_core.config import config_to_dict
+
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None), end="")
+    return 0
 
 
 def _write_config(out: str, cfg) -> None:
@@ -72,6 +84,8 @@ def run_vae(args) -> int:
     from warpd_core.train.vae_trainer import VAETrainer
 
     cfg = load_config(VAETrainConfig, args.config, args.set)
+    if args.print_config:
+        return _print_config(cfg)
     _threads(args)
     out = _out(args, "vae")
     t0 = time.perf_counter()
@@ -91,6 +105,10 @@ def run_diffusion(args) -> int:
     from warpd_core.train.diffusion_trainer import DiffusionTrainer
 
     cfg = load_config(DiffusionTrainConfig, args.config, args.set)
+    if args.print_config:
+        return _print_config(cfg)
+    if not args.vae:
+        raise SystemExit("warpd train diffusion: --vae DIR is required (the trained stage-1 directory)")
     _threads(args)
     out = _out(args, "diffusion")
     t0 = time.perf_counter()
@@ -117,6 +135,8 @@ def run_baseline(args) -> int:
     else:
         from warpd_core.baselines.diffusion_policy import DPTrainConfig as cfg_cls, DPTrainer as trainer_cls
     cfg = load_config(cfg_cls, args.config, args.set)
+    if args.print_config:
+        return _print_config(cfg)
     _threads(args)
     out = _out(args, args.baseline)
     t0 = time.perf_counter()
