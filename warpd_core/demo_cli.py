@@ -24,8 +24,11 @@ def register(subparsers) -> None:
     p.add_argument("--horizon", type=int, default=0, help="action horizon (0 = the model's)")
     p.add_argument("--magnitude", type=float, default=40.0, help="perturbation magnitude in pixels")
     p.add_argument("--model", default="", help="model bundle ('' = the shipped PushT model)")
-    p.add_argument("--mode", default="lockstep", choices=["lockstep", "realtime"])
-    p.add_argument("--seed", type=int, default=100000, help="seed of the first episode")
+    p.add_argument("--mode", default="lockstep", choices=["lockstep", "realtime"],
+                   help="lockstep: the sim waits for each action (deterministic scores); realtime: it steps at its rate")
+    p.add_argument("--seed", type=int, default=100000,
+                   help="the graph's seed: episode i starts from the initial state of seed SEED + i, and the "
+                        "generator's and perturbation node's draws are rooted at it")
     p.add_argument("--out", default="results/demo", help="output folder")
     p.set_defaults(func=run)
 
