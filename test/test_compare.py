@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from test_baselines import pusht_like, train_tiny_ldp
-from warpd_core.eval.compare import model_kind, resolve_methods
-from warpd_core.eval.methods import parse_method
+from warpd_core.eval.compare import resolve_methods
+from warpd_core.eval.methods import model_kind, parse_method
 
 torch.set_num_threads(1)
 
@@ -90,6 +90,36 @@ def test_resolve_methods_assigns_models_to_horizons(tmp_path):
         model_kind(bad)
 
 
+def test_one_method_layer_builds_every_kind_and_refuses_models_of_another_environment(tiny_models, init_bundle):
+    """eval.methods.build_method serves PushT, Metaworld and robosuite: a model whose sizes or
+    task conditioning do not fit the environment fails at build time, naming the directory."""
+    from warpd_core.eval.methods import EnvSpec, build_method, pusht_env
+    from warpd_core.eval.metaworld_eval import metaworld_env
+
+    pusht = pusht_env()
+    for key, kind in (("mlp0", "mlp"), ("dp", "dp"), ("ldp", "ldp")):
+        built = build_method(None, str(tiny_models[key]), pusht, label=key)
+        assert built.kind == kind and built.method.name == key and built.info["method"] == kind
+        assert built.cost(16).flops_per_step > 0
+    w = build_method("warpd", str(init_bundle), pusht)
+    assert w.kind == "warpd" and w.cost(16).generation_flops > 0 and w.info["n_tasks"] == 0
+    assert build_method("random", None, pusht).cost(16).flops_per_step == 0
+    with pytest.raises(ValueError, match="holds a mlp model, not dp"):
+        build_method("dp", str(tiny_models["mlp0"]), pusht)
+    with pytest.raises(ValueError, match="a model directory is required"):
+        build_method("mlp", None, pusht)
+    meta = metaworld_env(25)
+    with pytest.raises(ValueError, match=rf"{init_bundle}: obs_dim 5, act_dim 2; Metaworld needs 39 and 4"):
+        build_method(None, str(init_bundle), meta)
+    with pytest.raises(ValueError, match="task_input.*Metaworld needs a model trained with task_input: onehot"):
+        build_method(None, str(tiny_models["mlp0"]), meta)
+    with pytest.raises(ValueError, match="no random baseline on Metaworld"):
+        build_method("random", None, meta)
+    arm = EnvSpec("arm", 5, 3, -1.0, 1.0, pusht.controller)
+    with pytest.raises(ValueError, match=r"obs_dim 5, act_dim 2; arm needs 5 and 3"):
+        build_method(None, str(tiny_models["dp"]), arm)
+
+
 def test_profiles_are_one_table_for_eval_and_compare():
     from warpd_core.eval.harness import EvalConfig
 
@@ -106,10 +136,10 @@ def test_profiles_are_one_table_for_eval_and_compare():
     parser = __import__("warpd_core.cli", fromlist=["build_parser"]).build_parser()
     assert parser.parse_args(["eval", "pusht", "--model", "m"]).profile == "quick"
     assert parser.parse_args(["compare", "pusht", "--methods", "random"]).profile == "quick"
-    from warpd_core.eval.methods import PUSHT_KINDS
+    from warpd_core.eval.methods import KINDS
 
     assert parser.parse_args(["eval", "pusht", "--method", "ldp", "--model", "m"]).method == "ldp"
-    assert set(PUSHT_KINDS) == {"warpd", "mlp", "dp", "ldp", "random"}
+    assert set(KINDS) == {"warpd", "mlp", "dp", "ldp", "random"}
 
 
 # -- the sweep ---------------------------------------------------------------------------------------

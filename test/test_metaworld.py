@@ -172,10 +172,11 @@ def tiny_models(demo_zarr, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_each_method_evaluates_to_rates_and_flops(tiny_models):
-    from warpd_core.eval.metaworld_eval import MetaworldEvalConfig, build_method, evaluate_metaworld, model_kind
+    from warpd_core.eval.methods import model_kind
+    from warpd_core.eval.metaworld_eval import MetaworldEvalConfig, build_method, evaluate_metaworld
 
     cfg = MetaworldEvalConfig(tasks=("reach", "handle-press"), episodes_per_task=2, max_steps=25)
-    assert model_kind(str(tiny_models["warpd"])) == "warpd" and model_kind(str(tiny_models["dp_s"])) == "dp"
+    assert model_kind(str(tiny_models["warpd"])) == ("warpd", None) and model_kind(str(tiny_models["dp_s"]))[0] == "dp"
     out = {}
     for key in ("warpd", "mlp", "dp_xs"):
         m = build_method(str(tiny_models[key]), cfg.max_steps, key)

@@ -24,14 +24,14 @@ from warpd_core.envs.robosuite_expert import ScriptedExpert, generate_demonstrat
 
 @pytest.fixture(scope="module")
 def lift():
-    env = RobosuiteEnv("lift", horizon=80)
+    env = RobosuiteEnv("lift", max_steps=80)
     yield env
     env.close()
 
 
 @pytest.fixture(scope="module")
 def can():
-    env = RobosuiteEnv("can", horizon=20)
+    env = RobosuiteEnv("can", max_steps=20)
     yield env
     env.close()
 
@@ -96,12 +96,12 @@ def test_action_moves_the_end_effector_and_is_validated(lift):
         lift.step(np.r_[np.zeros(6), np.nan])
 
 
-def test_episode_ends_at_the_horizon(lift):
+def test_episode_ends_at_max_steps(lift):
     lift.reset(seed=1)
-    for i in range(lift.horizon):
+    for i in range(lift.max_steps):
         res = lift.step(np.zeros(7))
-        assert res.done == (i == lift.horizon - 1)
-    assert res.info == {"success": False, "truncated": True, "step": lift.horizon}
+        assert res.done == (i == lift.max_steps - 1)
+    assert res.info == {"success": False, "truncated": True, "step": lift.max_steps}
     with pytest.raises(RuntimeError, match="reset"):
         lift.step(np.zeros(7))
 
@@ -251,7 +251,7 @@ def test_can_expert_reaches_the_can(can):
     expert = ScriptedExpert("can", seed=0)
     can.reset(seed=0)
     expert.reset(can)
-    for _ in range(can.horizon - 1):
+    for _ in range(can.max_steps - 1):
         can.step(expert.act(can))
     assert expert._i >= 1
     assert np.linalg.norm(can.eef_pose[0][:2] - can.robot_state().object_pos[:2]) < 0.05

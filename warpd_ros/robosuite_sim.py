@@ -72,7 +72,7 @@ class RobosuiteSimNode(Node):
                     check=choice("reliable", "sensor"))
         check_all(self)  # ValueError naming the parameter: run_simulation prints it and exits 2
 
-        self.env = RobosuiteEnv(self.task, horizon=self.max_steps)
+        self.env = RobosuiteEnv(self.task, max_steps=self.max_steps)
         self.sim_epoch = secrets.randbits(63)
         # Robot-style topics are reliable: reliable publishers serve both reliable and
         # best-effort subscribers (ros2_control's broadcasters do the same).

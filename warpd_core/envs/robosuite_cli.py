@@ -48,7 +48,7 @@ def _perturbation(args: argparse.Namespace):
 def run_expert(args: argparse.Namespace) -> int:
     from warpd_core.envs.robosuite_expert import generate_demonstrations
 
-    _, stats = generate_demonstrations(args.task, args.episodes, seed=args.seed, out=args.out, horizon=args.max_steps,
+    _, stats = generate_demonstrations(args.task, args.episodes, seed=args.seed, out=args.out, max_steps=args.max_steps,
                                        max_attempts=args.max_attempts, overwrite=args.overwrite,
                                        perturbation=_perturbation(args))
     print(json.dumps({"task": args.task, "out": stats.path, "demos": stats.successes, "attempts": stats.attempts,
@@ -60,7 +60,7 @@ def run_expert(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from warpd_core.envs.robosuite_expert import evaluate_expert
 
-    stats = evaluate_expert(args.task, args.episodes, seed=args.seed, horizon=args.max_steps,
+    stats = evaluate_expert(args.task, args.episodes, seed=args.seed, max_steps=args.max_steps,
                             perturbation=_perturbation(args))
     print(json.dumps({"task": args.task, "policy": "scripted_expert", "episodes": stats.attempts,
                       "success_rate": round(stats.success_rate, 4), "mean_steps": round(stats.mean_steps, 1),

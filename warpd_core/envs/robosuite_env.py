@@ -27,7 +27,7 @@ first): always pass ``obs_keys=OBS_KEYS`` when reading files made here.
 
 Success is the env's own ``_check_success()`` (Lift: cube 4 cm above the table; Can: the
 can inside its target bin region and the gripper more than ~7 cm away from it). An episode
-ends on success or after ``horizon`` steps.
+ends on success or after ``max_steps`` steps.
 
 End-effector perturbation (paper: "we add random translation and rotation vectors to the
 end effector, applied 10% of the time"; the paper does not say how): :class:`EEPerturbation`
@@ -51,7 +51,7 @@ TASKS = {"lift": "Lift", "can": "PickPlaceCan"}
 """Task name (CLI, configs) -> robosuite environment name."""
 ROBOT = "Panda"
 CONTROL_HZ = 20
-DEFAULT_HORIZON = 400
+DEFAULT_MAX_STEPS = 400
 """robomimic's rollout horizon for Lift and Can."""
 ACTION_DIM = 7
 OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
@@ -94,7 +94,7 @@ def controller_config() -> dict:
     return cfg
 
 
-def env_kwargs(horizon: int = DEFAULT_HORIZON) -> dict:
+def env_kwargs(max_steps: int = DEFAULT_MAX_STEPS) -> dict:
     """Keyword arguments of ``robosuite.make`` (besides the env name) used here."""
     return dict(
         robots=ROBOT,
@@ -104,19 +104,19 @@ def env_kwargs(horizon: int = DEFAULT_HORIZON) -> dict:
         use_camera_obs=False,
         use_object_obs=True,
         control_freq=CONTROL_HZ,
-        horizon=int(horizon),
-        ignore_done=True,  # episode ends are decided here (success or horizon)
+        horizon=int(max_steps),  # robosuite's name for the episode length
+        ignore_done=True,  # episode ends are decided here (success or max_steps)
         hard_reset=False,
         reward_shaping=False,
     )
 
 
-def env_args(task: str, horizon: int = DEFAULT_HORIZON) -> dict:
+def env_args(task: str, max_steps: int = DEFAULT_MAX_STEPS) -> dict:
     """robomimic's ``data.attrs["env_args"]``: env_name, type (1 = robosuite), env_kwargs."""
     import robosuite
 
     return {"env_name": TASKS[_check_task(task)], "type": 1, "env_version": robosuite.__version__,
-            "env_kwargs": env_kwargs(horizon), "warpd_task": task, "obs_keys": list(OBS_KEYS)}
+            "env_kwargs": env_kwargs(max_steps), "warpd_task": task, "obs_keys": list(OBS_KEYS)}
 
 
 # -- rotations (quaternions x, y, z, w; rotation vectors in rad) -------------------------
@@ -198,8 +198,8 @@ class StepResult:
 
     obs: ``(obs_dim,)`` float64 observation vector after the step (see module docstring).
     reward: the env's sparse reward (1.0 on success, else 0.0).
-    done: success or ``horizon`` reached.
-    info: ``success`` (bool), ``truncated`` (bool, horizon reached without success),
+    done: success or ``max_steps`` reached.
+    info: ``success`` (bool), ``truncated`` (bool, max_steps reached without success),
         ``step`` (int, steps taken this episode).
     """
 
@@ -214,24 +214,24 @@ class RobosuiteEnv:
 
     Args:
         task: ``"lift"`` or ``"can"``.
-        horizon: episode length limit in control steps (robomimic: 400).
+        max_steps: episode length limit in control steps (robomimic: 400).
         seed: seed of the first ``reset()`` called without one.
 
     Creating the env takes 1-3 s (MuJoCo model compilation; the first process on a machine
     also compiles robosuite's numba kernels, ~10 s, cached afterwards); a step takes ~3 ms.
     """
 
-    def __init__(self, task: str = "lift", horizon: int = DEFAULT_HORIZON, seed: int | None = None):
+    def __init__(self, task: str = "lift", max_steps: int = DEFAULT_MAX_STEPS, seed: int | None = None):
         _check_task(task)
-        if horizon <= 0:
-            raise ValueError(f"horizon must be positive, got {horizon}")
+        if max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
         import robosuite
         from robosuite.utils.log_utils import ROBOSUITE_DEFAULT_LOGGER
 
         ROBOSUITE_DEFAULT_LOGGER.setLevel(logging.WARNING)  # one INFO line per controller load otherwise
         self.task = task
-        self.horizon = int(horizon)
-        self.env = robosuite.make(TASKS[task], **env_kwargs(horizon))
+        self.max_steps = int(max_steps)
+        self.env = robosuite.make(TASKS[task], **env_kwargs(max_steps))
         self.robot = self.env.robots[0]
         self._arm_q = np.asarray(self.robot._ref_joint_pos_indexes)  # qpos addresses of the 7 arm joints
         self._arm_dq = np.asarray(self.robot._ref_joint_vel_indexes)
@@ -302,8 +302,8 @@ class RobosuiteEnv:
         self._obs = self.env._get_observations(force_update=True)
         self._steps += 1
         self._success = bool(self.env._check_success())
-        truncated = self._steps >= self.horizon and not self._success
-        done = self._success or self._steps >= self.horizon
+        truncated = self._steps >= self.max_steps and not self._success
+        done = self._success or self._steps >= self.max_steps
         self._needs_reset = done
         return StepResult(self.obs, float(reward), done,
                           {"success": self._success, "truncated": truncated, "step": self._steps})

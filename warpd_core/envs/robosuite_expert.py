@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from warpd_core.envs.robosuite_env import (
-    DEFAULT_HORIZON,
+    DEFAULT_MAX_STEPS,
     OBS_KEYS,
     EEPerturbation,
     RobosuiteEnv,
@@ -287,7 +287,7 @@ def rollout_expert(env: RobosuiteEnv, expert: ScriptedExpert, seed: int,
 
 
 def generate_demonstrations(task: str, n: int, seed: int = 0, out: str | Path | None = None,
-                            horizon: int = DEFAULT_HORIZON, max_attempts: int | None = None,
+                            max_steps: int = DEFAULT_MAX_STEPS, max_attempts: int | None = None,
                             config: ExpertConfig | None = None, overwrite: bool = False,
                             env: RobosuiteEnv | None = None,
                             perturbation: EEPerturbation | None = None) -> tuple[list[dict], DemoStats]:
@@ -307,7 +307,7 @@ def generate_demonstrations(task: str, n: int, seed: int = 0, out: str | Path | 
         raise ValueError(f"n must be positive, got {n}")
     max_attempts = 2 * n + 10 if max_attempts is None else int(max_attempts)
     own = env is None
-    env = RobosuiteEnv(task, horizon=horizon) if own else env
+    env = RobosuiteEnv(task, max_steps=max_steps) if own else env
     if env.task != task:
         raise ValueError(f"env is for task {env.task!r}, asked for {task!r}")
     expert = ScriptedExpert(task, config, seed=seed)
@@ -332,11 +332,11 @@ def generate_demonstrations(task: str, n: int, seed: int = 0, out: str | Path | 
         names = [f"demo_{i}" for i in range(n)]
         n_valid = n // 10
         masks = {"train": names[: n - n_valid], "valid": names[n - n_valid:]} if n_valid else None
-        stats.path = str(write_robomimic(out, episodes, env_args(task, env.horizon), masks=masks, overwrite=overwrite))
+        stats.path = str(write_robomimic(out, episodes, env_args(task, env.max_steps), masks=masks, overwrite=overwrite))
     return episodes, stats
 
 
-def evaluate_expert(task: str, episodes: int, seed: int = 0, horizon: int = DEFAULT_HORIZON,
+def evaluate_expert(task: str, episodes: int, seed: int = 0, max_steps: int = DEFAULT_MAX_STEPS,
                     perturbation: EEPerturbation | None = None, config: ExpertConfig | None = None,
                     env: RobosuiteEnv | None = None) -> DemoStats:
     """Success rate and wall time of the scripted expert over exactly ``episodes`` episodes
@@ -344,7 +344,7 @@ def evaluate_expert(task: str, episodes: int, seed: int = 0, horizon: int = DEFA
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     own = env is None
-    env = RobosuiteEnv(task, horizon=horizon) if own else env
+    env = RobosuiteEnv(task, max_steps=max_steps) if own else env
     expert = ScriptedExpert(task, config, seed=seed)
     ok, steps = 0, []
     t0 = time.perf_counter()

@@ -6,13 +6,13 @@ import argparse
 import os
 
 from warpd_core.cli_args import add_progress_flag, add_threads_flag
-from warpd_core.eval.methods import PUSHT_KINDS
+from warpd_core.eval.methods import KINDS
 from warpd_core.eval.profiles import DEFAULT_PROFILE, PROFILES, profile_help
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a model in simulation (in process, runtime controller logic)",
-                              description="warpd eval pusht --model BUNDLE [--profile quick|paper] [--out DIR]")
+                              description="warpd eval pusht|robosuite|metaworld --model DIR [--out DIR]: one model in one environment")
     sub = p.add_subparsers(dest="env", metavar="ENV")
     q = sub.add_parser("pusht", help="PushT: score vs action horizon and perturbation magnitude",
                        description="Evaluate on PushT with the paper's protocol (section 4.1): env seeds x repeats "
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     q.add_argument("--model", help="warpd: bundle directory (warpd export); mlp / dp: checkpoint directory "
                                    "(warpd train mlp|dp --out DIR); ldp: the 'warpd train ldp' directory holding "
                                    "stage 2 in its diffusion/ sub-folder")
-    q.add_argument("--method", default="warpd", choices=list(PUSHT_KINDS),
+    q.add_argument("--method", default="warpd", choices=list(KINDS),
                    help="warpd: the bundle through ControllerCore + GenerationSchedule; mlp: behaviour-cloned MLP; "
                         "dp: Diffusion Policy, action chunk executed open loop for the horizon; ldp: Latent Diffusion "
                         "Policy, latent decoded to an action chunk executed open loop; random: uniform random targets")
@@ -38,9 +38,10 @@ def register(subparsers) -> None:
     q.add_argument("--out", default="results/pusht_eval", help="results folder (default results/pusht_eval)")
     add_progress_flag(q)
     q.set_defaults(func=run_pusht)
-    from warpd_core.eval import demo_replay
+    from warpd_core.eval import demo_replay, robosuite_eval
 
     demo_replay.register(sub)
+    robosuite_eval.register(sub)
     try:
         from warpd_core.eval.metaworld_compare import register_eval
 
@@ -75,15 +76,19 @@ def protocol_overrides(args: argparse.Namespace) -> dict:
 
 def run_pusht(args: argparse.Namespace) -> int:
     from warpd_core.eval.harness import EvalConfig, evaluate
-    from warpd_core.eval.methods import build_pusht
+    from warpd_core.eval.methods import build_method, pusht_env
     from warpd_core.eval.report import write_report
+    from warpd_core.train.stages import BASELINES
 
+    if args.method != "random" and not args.model:
+        raise ValueError(f"eval pusht: --model is required for --method {args.method}")
     cfg = EvalConfig.from_profile(args.profile, **protocol_overrides(args))
     print(f"eval pusht ({args.profile} profile): {cfg.describe()}", flush=True)
-    method, meta = build_pusht(args.method, args.model, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                               threads=args.threads, backend=args.backend, device=args.device, max_batch=args.max_batch)
-    if callable(getattr(method, "cost", None)):  # baselines: FLOPs per control step (warpd_core.models.flops)
-        meta["flops_per_step"] = {str(h): method.cost(h).flops_per_step for h in cfg.horizons}
+    built = build_method(args.method, args.model, pusht_env(), sampler=args.sampler, steps=args.steps, seed=args.seed,
+                         threads=args.threads, backend=args.backend, device=args.device, max_batch=args.max_batch)
+    method, meta = built.method, built.info
+    if built.kind in BASELINES:  # FLOPs per control step (warpd_core.models.flops)
+        meta["flops_per_step"] = {str(h): built.cost(h).flops_per_step for h in cfg.horizons}
     record = None
     if not args.no_gif:
         record = (int(args.gif[0]), float(args.gif[1])) if args.gif else (cfg.horizons[0], max(cfg.magnitudes))

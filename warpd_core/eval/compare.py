@@ -50,7 +50,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from warpd_core.eval.methods import build_pusht, parse_method
+from warpd_core.eval.methods import build_method, model_kind, parse_method, pusht_env
 from warpd_core.train import stages
 
 if TYPE_CHECKING:  # heavy imports (numpy, gym) stay inside the functions: `warpd --help` must be fast
@@ -85,18 +85,6 @@ class MethodSpec:
     def directories(self) -> list[Optional[str]]:
         """Every distinct model directory, in order of first use."""
         return list(dict.fromkeys(d for dirs in self.models.values() for d in dirs))
-
-
-def model_kind(path: str) -> tuple[str, Optional[int]]:
-    """(kind, trained horizon) of a model directory (:func:`warpd_core.train.stages.model_kind`);
-    the horizon only for chunk methods."""
-    kind, meta = stages.model_kind(path, (stages.BUNDLE, *stages.BASELINES))
-    if kind not in stages.CHUNK_STAGES:
-        return kind, None
-    horizon = (meta.get("config") or {}).get("horizon")
-    if not isinstance(horizon, int):
-        raise ValueError(f"{os.path.join(path, 'last.json')}: field 'config.horizon' missing or not an integer")
-    return kind, horizon
 
 
 def resolve_methods(texts: Sequence[str], horizons: Sequence[int]) -> tuple[list[MethodSpec], list[dict]]:
@@ -188,17 +176,6 @@ class CompareResults:
     reference: Optional[str] = None
 
 
-def method_step_cost(kind: str, method, horizon: int):
-    """FLOPs per control step of a built method (:class:`~warpd_core.models.flops.StepCost`)."""
-    from warpd_core.models.flops import StepCost
-
-    if kind == "warpd":
-        return method.generator.step_cost(horizon)
-    if kind == "random":
-        return StepCost(0, 0, horizon)
-    return method.cost(horizon)
-
-
 def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[dict] = (), profile: str = "custom",
                 sampler: Optional[str] = None, steps: Optional[int] = None, progress: bool = True,
                 threads: int = 1) -> CompareResults:
@@ -214,7 +191,9 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
 
     t_start = time.perf_counter()
     # every model is loaded before the first episode, so a broken directory fails in seconds
-    jobs = [(s, d, *build_pusht(s.kind, d, sampler=sampler, steps=steps, seed=cfg.seed, threads=threads))
+    env = pusht_env()
+    jobs = [(s, d, build_method(s.kind, d, env, label=s.label, sampler=sampler, steps=steps, seed=cfg.seed,
+                                threads=threads))
             for s in specs for d in s.directories()]
     rows: dict[tuple[str, int], list] = {}  # (label, horizon) -> episodes of every seed
     seed_cells: dict[tuple[str, int, float], dict[int, float]] = {}  # training seed -> mean score
@@ -222,11 +201,10 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
     methods: list[dict] = []
     timing: dict[str, float] = {}  # evaluation seconds per model, then the whole run's
     bar = tqdm(jobs, desc="compare pusht", unit="model", disable=not progress)
-    for spec, path, method, meta in bar:
+    for spec, path, built in bar:
         bar.set_postfix(method=spec.label)
         horizons = tuple(h for h in cfg.horizons if path in spec.models.get(h, ()))
-        method.name = spec.label
-        res = evaluate(method, dataclasses.replace(cfg, horizons=horizons), progress=progress, meta=meta)
+        res = evaluate(built.method, dataclasses.replace(cfg, horizons=horizons), progress=progress, meta=built.info)
         info = {"path": None if path is None else os.path.abspath(path), "horizons": list(horizons), "cost": {}}
         for h in horizons:
             seed = spec.models[h].index(path)
@@ -234,7 +212,7 @@ def run_compare(specs: Sequence[MethodSpec], cfg: EvalConfig, missing: Sequence[
             for c in res.cells:
                 if c.horizon == h:
                     seed_cells.setdefault((spec.label, h, c.magnitude), {})[seed] = c.score_mean
-            cost = method_step_cost(spec.kind, method, h).to_dict()
+            cost = built.cost(h).to_dict()
             costs.setdefault((spec.label, h), []).append(cost)
             info["cost"][str(h)] = cost
         info["meta"] = {k: v for k, v in res.meta.items() if k not in ("wall_seconds", "cell_seconds")}

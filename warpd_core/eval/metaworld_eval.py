@@ -51,7 +51,7 @@ from warpd_core.envs.metaworld_env import (
     parse_tasks,
     task_id,
 )
-from warpd_core.eval.harness import WarpdMethod, derive_seed
+from warpd_core.eval.harness import derive_seed
 from warpd_core.runtime import ControllerConfig
 from warpd_core.train import stages
 
@@ -65,6 +65,16 @@ def metaworld_controller_config(horizon: int, max_steps: int = DEFAULT_MAX_STEPS
     first step may run the whole episode."""
     return ControllerConfig(obs_dim=OBS_DIM, act_dim=ACT_DIM, action_low=[ACTION_LOW], action_high=[ACTION_HIGH],
                             safe_mode="hold", max_policy_age=max(int(horizon), int(max_steps)))
+
+
+def metaworld_env(max_steps: int):
+    """The :class:`~warpd_core.eval.methods.EnvSpec` of Metaworld's ten tasks (39 -> 4, actions in
+    [-1, 1]); WARPD's controller keeps a policy for up to ``max_steps`` steps (one generation per
+    episode)."""
+    from warpd_core.eval.methods import EnvSpec  # noqa: PLC0415
+
+    return EnvSpec("Metaworld", OBS_DIM, ACT_DIM, ACTION_LOW, ACTION_HIGH,
+                   lambda h: metaworld_controller_config(h, max_steps), n_tasks=len(TASKS))
 
 
 @dataclass
@@ -126,103 +136,27 @@ class EvalMethod:
 # ----------------------------------------------------------------------------------------
 # Building methods from trained models
 # ----------------------------------------------------------------------------------------
-def model_kind(path: str) -> str:
-    """``warpd`` for a bundle directory (``bundle.json``), else the ``stage`` of ``last.json``
-    (``mlp`` / ``dp``), read by :func:`warpd_core.train.stages.model_kind`. Raises ValueError
-    naming the path otherwise."""
-    return stages.model_kind(path, KINDS)[0]
-
-
-def _check_obs_dim(path: str, got: int, n_tasks: int) -> None:
-    if got != OBS_DIM + n_tasks:
-        raise ValueError(f"{path}: input size {got}, expected {OBS_DIM} (Metaworld observation) + {n_tasks} "
-                         "(task one-hot): not a Metaworld model")
-
-
-def warpd_method(path: str, max_steps: int, label: str = "warpd", sampler: Optional[str] = None,
-                 steps: Optional[int] = None, max_batch: int = 256) -> EvalMethod:
-    """A task-conditioned bundle, one generation per episode (horizon = ``max_steps``)."""
-    from warpd_core.export.bundle import load_generator  # noqa: PLC0415
-
-    gen = load_generator(path, backend="torch", sampler=sampler, steps=steps)
-    if (gen.obs_dim, gen.act_dim) != (OBS_DIM, ACT_DIM):
-        raise ValueError(f"{path}: obs_dim {gen.obs_dim}, act_dim {gen.act_dim}; Metaworld needs {OBS_DIM} and {ACT_DIM}")
-    if gen.n_tasks <= 0 or "task" not in gen.condition:
-        raise ValueError(f"{path}: field 'condition' is {gen.condition!r}; Metaworld needs a task-conditioned bundle "
-                         "('task' or 'state+task')")
-    horizon = int(max_steps)
-    method = WarpdMethod(gen, controller=lambda h: metaworld_controller_config(h, max_steps), task_id=0,
-                         max_batch=max_batch, name=label)
-
-    def set_task(t: int) -> None:
-        if not 0 <= int(t) < gen.n_tasks:
-            raise ValueError(f"{path}: task id {t} outside the bundle's {gen.n_tasks} tasks")
-        method.task_id = int(t)
-
-    info = {"path": os.path.abspath(path), "model_id": gen.model_id, "condition": gen.condition,
-            "n_tasks": gen.n_tasks, "trained_horizon": gen.horizon, "policy_layers": list(gen.spec.layer_sizes),
-            "policy_width": int(gen.spec.hidden[0]) if gen.spec.hidden else 0,
-            "sampler": {"kind": gen.sampler.kind, "steps": int(gen.sampler.steps)},
-            "unet_size": gen.meta["denoiser"]["unet_size"], "decoder_layers": list(gen.meta["decoder"]["layers"])}
-    return EvalMethod(label, "warpd", method, horizon, gen.step_cost(horizon), set_task, info)
-
-
-def mlp_method(path: str, max_steps: int, label: str = "mlp") -> EvalMethod:
-    """A behaviour-cloned MLP; with ``task_input: onehot`` the task one-hot is appended to the input."""
-    from warpd_core.baselines.mlp import MLPMethod, load_mlp  # noqa: PLC0415
-    from warpd_core.models.flops import mlp_step_cost  # noqa: PLC0415
-    from warpd_core.baselines.task_input import TaskInputMethod  # noqa: PLC0415
-
-    model, cfg, meta = load_mlp(path)
-    n_tasks = int(meta.get("n_tasks", 0)) if getattr(cfg, "task_input", "none") == "onehot" else 0
-    _check_obs_dim(path, model.spec.in_dim, n_tasks)
-    inner = MLPMethod(model.spec, model.flat_weights(), name=label, low=ACTION_LOW, high=ACTION_HIGH)
-    method = TaskInputMethod(inner, n_tasks) if n_tasks else inner
-    set_task = method.set_task if n_tasks else (lambda t: None)
-    info = {"path": os.path.abspath(path), "task_input": "onehot" if n_tasks else "none", "n_tasks": n_tasks,
-            "policy_layers": list(model.spec.layer_sizes), "policy_width": int(model.spec.hidden[0])}
-    return EvalMethod(label, "mlp", method, int(max_steps), mlp_step_cost(model.spec, int(max_steps)), set_task, info)
-
-
-def dp_method(path: str, label: str = "dp", horizon: Optional[int] = None, sampler: Optional[str] = None,
-              steps: Optional[int] = None) -> EvalMethod:
-    """Diffusion Policy; replans every ``horizon`` steps (default: its trained horizon)."""
-    from warpd_core.baselines.diffusion_policy import DPMethod, load_dp  # noqa: PLC0415
-    from warpd_core.baselines.task_input import TaskInputMethod  # noqa: PLC0415
-    from warpd_core.models.schedulers import NumpySampler  # noqa: PLC0415
-
-    model, cfg, meta = load_dp(path)
-    n_tasks = int(meta.get("n_tasks", 0)) if getattr(cfg, "task_input", "none") == "onehot" else 0
-    _check_obs_dim(path, model.obs_dim, n_tasks)
-    kind = sampler or cfg.sampler
-    if steps is None:  # as DPMethod.from_checkpoint: the config's steps for its sampler (or DDIM), DDPM all
-        steps = cfg.sampler_steps if kind == cfg.sampler or kind == "ddim" else cfg.num_train_timesteps
-    smp = NumpySampler(cfg.num_train_timesteps, cfg.beta_schedule, kind, int(steps))
-    inner = DPMethod(model, int(meta["chunk_len"]), cfg.horizon, smp, name=label, low=ACTION_LOW, high=ACTION_HIGH)
-    h = int(horizon or cfg.horizon)
-    if not 1 <= h <= cfg.horizon:
-        raise ValueError(f"{path}: horizon {h} outside 1..{cfg.horizon} (the trained action chunk)")
-    method = TaskInputMethod(inner, n_tasks) if n_tasks else inner
-    set_task = method.set_task if n_tasks else (lambda t: None)
-    info = {"path": os.path.abspath(path), "task_input": "onehot" if n_tasks else "none", "n_tasks": n_tasks,
-            "unet_size": cfg.unet_size, "trained_horizon": cfg.horizon, "chunk_len": int(meta["chunk_len"]),
-            "sampler": {"kind": smp.kind, "steps": int(smp.steps)}}
-    return EvalMethod(label, "dp", method, h, inner.cost(h), set_task, info)
-
-
 def build_method(path: str, max_steps: int, label: Optional[str] = None, horizon: Optional[int] = None,
                  sampler: Optional[str] = None, steps: Optional[int] = None) -> EvalMethod:
-    """An :class:`EvalMethod` for any model directory (kind from :func:`model_kind`)."""
-    kind = model_kind(path)
+    """An :class:`EvalMethod` for a model directory (:func:`warpd_core.eval.methods.build_method`
+    in :func:`metaworld_env`; kinds :data:`KINDS`). WARPD generates once
+    per episode (horizon ``max_steps``), DP replans every ``horizon`` steps (default: its trained
+    horizon), the MLP has no horizon (``max_steps`` for its cost)."""
+    from warpd_core.eval.methods import build_method as build, model_kind  # noqa: PLC0415
+
+    kind, _ = model_kind(path, KINDS)
     label = label or f"{kind}:{os.path.basename(os.path.normpath(path))}"
-    if kind == "warpd":
-        if horizon is not None and int(horizon) != int(max_steps):
-            raise ValueError(f"{path}: WARPD on Metaworld generates once per episode; horizon {horizon} != "
-                             f"max_steps {max_steps}")
-        return warpd_method(path, max_steps, label, sampler, steps)
-    if kind == "mlp":
-        return mlp_method(path, max_steps, label)
-    return dp_method(path, label, horizon, sampler, steps)
+    if kind == stages.BUNDLE and horizon is not None and int(horizon) != int(max_steps):
+        raise ValueError(f"{path}: WARPD on Metaworld generates once per episode; horizon {horizon} != "
+                         f"max_steps {max_steps}")
+    built = build(kind, path, metaworld_env(max_steps), label=label, sampler=sampler, steps=steps, threads=0)
+    if kind == "dp":
+        h = int(horizon or built.info["trained_horizon"])
+        if not 1 <= h <= built.info["trained_horizon"]:
+            raise ValueError(f"{path}: horizon {h} outside 1..{built.info['trained_horizon']} (the trained action chunk)")
+    else:
+        h = int(max_steps)
+    return EvalMethod(label, kind, built.method, h, built.cost(h), built.set_task, built.info)
 
 
 # ----------------------------------------------------------------------------------------
