@@ -152,7 +152,10 @@ def build_method(kind: Optional[str], path: Optional[str], env: EnvSpec, *, labe
         return _random(env, label)
     if not path:
         raise ValueError(f"a model directory is required for method {kind}")
-    found, _ = model_kind(path)
+    if kind == stages.BUNDLE and not os.path.isfile(os.path.join(path, "last.json")):
+        found = stages.BUNDLE  # load_generator names what is missing or broken in the bundle
+    else:
+        found, _ = model_kind(path)
     if kind is not None and found != kind:
         raise ValueError(f"{path}: holds a {found} model, not {kind}")
     label = label or found
