@@ -105,6 +105,32 @@ class Method(Protocol):
     def episode_stats(self) -> dict[str, np.ndarray]: ...
 
 
+RUNTIME_COUNTERS = ("schedule_mismatches", "rejections", "generate_seconds")
+
+
+def checked_actions(method: "Method", obs: np.ndarray, steps: np.ndarray, active: np.ndarray,
+                    act_dim: int) -> np.ndarray:
+    """``method.act`` as float64, ValueError naming the method unless it is ``(B, act_dim)``."""
+    n = obs.shape[0]
+    actions = np.asarray(method.act(obs, steps, active), dtype=np.float64)
+    if actions.shape != (n, act_dim):
+        raise ValueError(f"method {method.name}: act returned shape {actions.shape}, expected ({n}, {act_dim})")
+    return actions
+
+
+def episode_counters(method: "Method", n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(generation calls, safe-action steps) per episode of the current batch (zeros when the
+    method keeps none)."""
+    stats = method.episode_stats()
+    zeros = np.zeros(n, np.int64)
+    return stats.get("generation_calls", zeros), stats.get("safe_steps", zeros)
+
+
+def runtime_counters(method: Any) -> dict:
+    """The runtime's own counters a method keeps (:data:`RUNTIME_COUNTERS`; WARPD's), for the results."""
+    return {a: getattr(method, a) for a in RUNTIME_COUNTERS if hasattr(method, a)}
+
+
 class PolicyGeneratorLike(Protocol):
     """What :class:`WarpdMethod` needs from ``warpd_core.export.bundle.PolicyGenerator``."""
 
@@ -378,9 +404,7 @@ def run_episodes(method: Method, envs: Sequence[PushTEnv], env_seeds: Sequence[i
         recording.marks.append({})
     last_gen = None
     while active.any():
-        actions = np.asarray(method.act(obs, steps, active), dtype=np.float64)  # (B, 2)
-        if actions.shape != (n, 2):
-            raise ValueError(f"method {method.name}: act returned shape {actions.shape}, expected ({n}, 2)")
+        actions = checked_actions(method, obs, steps, active, 2)
         rec_gen = None
         if recording is not None and active[0]:
             rec_gen = int(method.episode_stats().get("active_generation", np.zeros(n, np.int64))[0])
@@ -405,9 +429,7 @@ def run_episodes(method: Method, envs: Sequence[PushTEnv], env_seeds: Sequence[i
                 recording.frames.append(env.render_frame())
                 recording.marks.append({"generation": rec_gen, "swap": last_gen is not None and rec_gen != last_gen})
                 last_gen = rec_gen
-    stats = method.episode_stats()
-    zeros = np.zeros(n, np.int64)
-    calls, safe = stats.get("generation_calls", zeros), stats.get("safe_steps", zeros)
+    calls, safe = episode_counters(method, n)
     return [
         {"steps": int(steps[i]), "max_coverage": float(best[i]), "final_coverage": float(final[i]),
          "steps_to_best": int(best_step[i]), "perturbation_events": int(events[i]),
@@ -464,7 +486,5 @@ def evaluate(method: Method, cfg: EvalConfig, progress: bool = True,
             env.close()
     info = dict(meta or {})
     info.update({"wall_seconds": round(time.perf_counter() - t_start, 3), "cell_seconds": cell_seconds})
-    for attr in ("schedule_mismatches", "rejections", "generate_seconds"):
-        if hasattr(method, attr):
-            info[attr] = getattr(method, attr)
+    info.update(runtime_counters(method))
     return EvalResults(method.name, cfg, rows, summarize(rows), info, recording)

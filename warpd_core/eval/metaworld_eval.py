@@ -51,7 +51,7 @@ from warpd_core.envs.metaworld_env import (
     parse_tasks,
     task_id,
 )
-from warpd_core.eval.harness import derive_seed
+from warpd_core.eval.harness import checked_actions, derive_seed, episode_counters, runtime_counters
 from warpd_core.runtime import ControllerConfig
 from warpd_core.train import stages
 
@@ -181,18 +181,14 @@ def run_task_episodes(method: Any, envs: Sequence[MetaworldEnv], env_seeds: Sequ
     steps = np.zeros(n, np.int64)
     active = np.ones(n, bool)
     while active.any():
-        actions = np.asarray(method.act(obs, steps, active), dtype=np.float64)
-        if actions.shape != (n, ACT_DIM):
-            raise ValueError(f"method {method.name}: act returned shape {actions.shape}, expected ({n}, {ACT_DIM})")
+        actions = checked_actions(method, obs, steps, active, ACT_DIM)
         for i in np.flatnonzero(active):
             res = envs[i].step(actions[i])
             steps[i] += 1
             obs[i] = res.obs
             if res.done or (stop_on_success and envs[i].success):
                 active[i] = False
-    stats = method.episode_stats()
-    zeros = np.zeros(n, np.int64)
-    calls, safe = stats.get("generation_calls", zeros), stats.get("safe_steps", zeros)
+    calls, safe = episode_counters(method, n)
     return [{"env_seed": int(env_seeds[i]), "success": bool(envs[i].success),
              "first_success": envs[i].first_success, "steps": int(steps[i]),
              "generation_calls": int(calls[i]), "safe_steps": int(safe[i])} for i in range(n)]
@@ -241,10 +237,7 @@ def evaluate_metaworld(m: EvalMethod, cfg: MetaworldEvalConfig, progress: bool =
     pooled = np.array([r["success"] for r in rows], np.float64)
     mean = float(np.mean(list(success.values())))
     info = dict(m.info)
-    for attr in ("schedule_mismatches", "rejections", "generate_seconds"):
-        obj = m.method.inner if hasattr(m.method, "inner") else m.method
-        if hasattr(obj, attr):
-            info[attr] = getattr(obj, attr)
+    info.update(runtime_counters(m.method))  # a TaskInputMethod forwards them from the model's method
     return {
         "label": m.label, "kind": m.kind, "horizon": int(m.horizon), "info": info,
         "cost": m.cost.to_dict(), "flops_per_step": float(m.cost.flops_per_step),

@@ -118,7 +118,7 @@ class RobosuiteEvalConfig:
 def run_cell(method, envs: Sequence, cfg: RobosuiteEvalConfig, horizon: int, translation: float) -> list[dict]:
     """One episode per env at (horizon, translation), in lock-step; one result dict per env."""
     from warpd_core.envs.robosuite_env import ACTION_DIM, EEPerturbation
-    from warpd_core.eval.harness import derive_seed
+    from warpd_core.eval.harness import checked_actions, derive_seed, episode_counters
 
     n = len(envs)
     seeds = [int(cfg.base_seed) + i for i in range(n)]
@@ -131,9 +131,7 @@ def run_cell(method, envs: Sequence, cfg: RobosuiteEvalConfig, horizon: int, tra
     first_success = [None] * n
     active = np.ones(n, bool)
     while active.any():
-        actions = np.asarray(method.act(obs, steps, active), dtype=np.float64)
-        if actions.shape != (n, ACTION_DIM):
-            raise ValueError(f"method {method.name}: act returned shape {actions.shape}, expected ({n}, {ACTION_DIM})")
+        actions = checked_actions(method, obs, steps, active, ACTION_DIM)
         for i in np.flatnonzero(active):
             d = perts[i].sample()
             if d is not None and translation > 0:
@@ -146,9 +144,7 @@ def run_cell(method, envs: Sequence, cfg: RobosuiteEvalConfig, horizon: int, tra
                 first_success[i] = int(steps[i])
             if res.done or steps[i] >= cfg.max_steps:
                 active[i] = False
-    stats = method.episode_stats()
-    zeros = np.zeros(n, np.int64)
-    calls, safe = stats.get("generation_calls", zeros), stats.get("safe_steps", zeros)
+    calls, safe = episode_counters(method, n)
     return [{"horizon": int(horizon), "translation": float(translation), "env_seed": seeds[i],
              "success": first_success[i] is not None, "first_success": first_success[i], "steps": int(steps[i]),
              "perturbations": int(n_pert[i]), "generation_calls": int(calls[i]), "safe_steps": int(safe[i])}
@@ -162,6 +158,7 @@ def evaluate_robosuite(built, cfg: RobosuiteEvalConfig, progress: bool = True) -
     from tqdm.auto import tqdm
 
     from warpd_core.envs.robosuite_env import RobosuiteEnv
+    from warpd_core.eval.harness import runtime_counters
 
     t0 = time.perf_counter()
     envs = [RobosuiteEnv(cfg.task, max_steps=cfg.max_steps) for _ in range(int(cfg.episodes))]
@@ -188,10 +185,7 @@ def evaluate_robosuite(built, cfg: RobosuiteEvalConfig, progress: bool = True) -
         bar.close()
         for env in envs:
             env.close()
-    info = dict(built.info)
-    for attr in ("schedule_mismatches", "rejections", "generate_seconds"):
-        if hasattr(built.method, attr):
-            info[attr] = getattr(built.method, attr)
+    info = {**built.info, **runtime_counters(built.method)}
     return {"config": {**asdict(cfg), "horizons": list(cfg.horizons), "translations": list(cfg.translations)},
             "method": {"label": built.method.name, "kind": built.kind, **info}, "cells": cells, "episodes": rows,
             "seconds": round(time.perf_counter() - t0, 3)}
