@@ -29,7 +29,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
