@@ -7,7 +7,7 @@ the wheel with ``-c requirements.lock`` through pip's configuration as ``make se
 (torch from the machine's local CPU wheel, the rest from the package index; pip's cache makes
 a repeat cheap). Then extra by extra, each adding to the last: the base install (``--version``,
 ``--help``, bundle reading and the controller core, no torch), ``[onnx]`` (the generator's ONNX
-backend, still no torch), ``[data]`` (``warpd data``: zarr 2, LeRobot; the command is listed in
+backend and ``warpd bench generator --bundle``, still no torch), ``[data]`` (``warpd data``: zarr 2, LeRobot; the command is listed in
 ``--help``), ``[torch]`` (``warpd export init``), ``[train]`` (train both stages, export from
 the checkpoints: bundle.json's provenance), ``[sim]`` (``warpd expert pusht-eval``) and
 ``[eval]`` (``warpd eval pusht``). Each step checks that its command fails or is missing
@@ -294,6 +294,12 @@ print("onnx ok")
     fresh.pip_install("onnx")
     assert "onnx ok" in fresh.py(code).stdout
     assert not fresh.has("torch")
+    # the extra's command: time the bundle's generator on ONNX Runtime, torch absent
+    out = fresh.venv.parent / "bench_onnx"
+    fresh.warpd("bench", "generator", "--quick", "--bundle", onnx_bundle, "--out", out)
+    doc = json.loads((out / "generator.json").read_text())
+    assert {r["backend"] for r in doc["results"]} == {"onnx", "onnx_1thread"}, doc["results"]
+    assert all(r["median_ms"] > 0 for r in doc["results"])
 
 
 def test_fresh_venv_data_extra_lists_and_runs_the_data_commands(fresh):

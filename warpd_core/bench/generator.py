@@ -14,6 +14,10 @@ generation take 0.6-9 s instead of ~50 ms (OpenMP workers waiting on a core held
 another process), so a generator sharing 2 cores with a controller should run 1 thread.
 ``onnx_1thread`` rows rebuild the bundle's sessions with one intra-op thread and spinning
 off, for comparison with the loader's defaults (all cores, spinning workers).
+
+With ``--bundle`` torch is optional: an install with the ``[onnx]`` extra only (a robot that runs
+the generator on ONNX Runtime) times the bundle's ONNX backends; without torch and without ONNX
+graphs in the bundle there is nothing to time, and the error says how to add them.
 """
 
 from __future__ import annotations
@@ -74,19 +78,30 @@ def _onnx_one_thread(gen) -> None:
         gen._impl.sessions[key] = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _torch_or_none():
+    try:
+        import torch  # noqa: PLC0415 - heavy, only for this section
+    except ImportError:
+        return None
+    return torch
+
+
 def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]] | None = None,
         backends: tuple[str, ...] | None = None, threads: int = 1, bundle: str | None = None) -> dict:
     """``bundle``: time that bundle (torch, and ONNX Runtime when it has the graphs) instead of
-    the grid of freshly initialised bundles; its ``latent`` column is ``<dim> (<model_id>)``."""
-    import torch  # noqa: PLC0415 - heavy, only for this section
-
+    the grid of freshly initialised bundles; its ``latent`` column is ``<dim> (<model_id>)``.
+    Without torch installed only a bundle's ONNX backends can run."""
     from warpd_core.config import DECODER_SIZES  # noqa: PLC0415
     from warpd_core.export.bundle import load_generator  # noqa: PLC0415
-    from warpd_core.export.bundle_format import read_bundle  # noqa: PLC0415
-    from warpd_core.export.writer import export_init  # noqa: PLC0415
+    from warpd_core.export.bundle_format import BundleError, read_bundle  # noqa: PLC0415
 
+    torch = _torch_or_none()
+    if torch is None and not bundle:
+        raise RuntimeError("warpd bench generator: the grid of initialised bundles needs torch "
+                           "(pip install 'warpd[torch]'); with --bundle DIR an ONNX-only install times that bundle")
     load = LoadMonitor()
-    torch.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
     configs = configs or plan(quick)
     backends = backends or (("torch",) if quick else ("torch", "onnx", "onnx_1thread"))
     min_reps, budget = (3, 1.0) if quick else (5, 4.0)
@@ -100,7 +115,11 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
         key = (meta["denoiser"]["unet_size"], dec, f"{meta['latent_dim']} ({meta['model_id']})")
         bundles[key] = str(bundle)
         configs = [(key[0], dec, meta["sampler"]["kind"], int(meta["sampler"]["steps"]), key[2])]
-        backends = ("torch", "onnx", "onnx_1thread") if meta["onnx"] else ("torch",)
+        backends = (("torch",) if torch is not None else ()) + (("onnx", "onnx_1thread") if meta["onnx"] else ())
+        if not backends:
+            raise BundleError(f"{bundle}: has no ONNX graphs and torch is not installed, so no backend can run it; "
+                              f"add the graphs with `warpd export --bundle {bundle} --out DIR --onnx` where torch "
+                              "is installed, or pip install 'warpd[torch]'")
         obs_dim = int(meta["obs_dim"])
         task = np.zeros(1, np.int64) if meta["n_tasks"] else None
     obs = np.random.default_rng(0).uniform(-1, 1, (1, obs_dim)).astype(np.float32)
@@ -109,6 +128,8 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
         for unet, dec, sampler, steps, latent in configs:
             key = (unet, dec, latent)
             if key not in bundles:
+                from warpd_core.export.writer import export_init  # noqa: PLC0415 - needs torch
+
                 path = str(Path(tmp) / f"u{unet}_d{dec}_l{latent}")
                 latent_dim, latent_shape = LATENTS[latent]
                 export_init(path, OBS_DIM, ACT_DIM, list(HIDDEN), HORIZON, dec, unet, latent_dim=latent_dim,
@@ -142,7 +163,8 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
             best = min(head, key=lambda r: r["median_ms"])
             targets.append(Target(f"generation DDIM 10, UNet m, decoder s, latent {latent} (best backend, median)",
                                   "<= 30 ms", f"{best['median_ms']} ({best['backend']})", best["median_ms"] <= 30))
-    notes = [f"torch intra-op threads: {torch.get_num_threads()}; onnxruntime: default session options, CPU provider.",
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    notes = [f"torch intra-op threads: {torch_threads or '(torch not installed)'}; onnxruntime: default session options, CPU provider.",
              f"Bundle {bundle}: its own policy, latent and sampler; batch 1." if bundle else
              f"Policy 5-256-256-2 ({(5 * 256 + 256) + (256 * 256 + 256) + (256 * 2 + 2)} weights); latent 256 = the "
              "VAE latent as (16, 16), pca8 = its top-8 principal-component coordinates as (8, 1) (the shipped PushT "
@@ -151,7 +173,7 @@ def run(quick: bool, out_dir: str, configs: list[tuple[str, str, str, int, str]]
              "only see padding trimmed, 1-D convolutions run as 2-D ones); torch runs the modules as trained.",
              f"Each row: 2 warm-up calls, then at least {min_reps} timed calls or {budget:.0f} s."]
     config = {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "hidden": list(HIDDEN), "horizon": HORIZON,
-              "torch_threads": torch.get_num_threads(), "backends": list(backends), "bundle": bundle}
+              "torch_threads": torch_threads, "backends": list(backends), "bundle": bundle}
     return write_section(out_dir, "generator", quick, config, rows, COLUMNS, targets, load.result(), notes,
                          title="Generator latency (observation -> policy weights)")
 
