@@ -103,6 +103,21 @@ def test_gradient_separation(tf_loss):
             assert any(p.grad is not None and p.grad.any() for p in vae.decoder.parameters()), key
 
 
+def test_policy_states_reach_the_policy_terms_only():
+    """``policy_states_n`` (training's noised states) changes what the generated policy acts
+    on -- L_BC and L_RO -- and leaves the encoder (L_KL) and the world model's L_TF alone;
+    passing the clean states is the default."""
+    s, a, mask = batch()
+    noise = torch.randn(4, 16)
+    vae, wm = small_models()
+    base = vae_losses(vae, wm, s, a, mask, noise, 1e-3, True)
+    same = vae_losses(vae, wm, s, a, mask, noise, 1e-3, True, policy_states_n=s.clone())
+    noised = vae_losses(vae, wm, s, a, mask, noise, 1e-3, True, policy_states_n=s + 0.1 * torch.randn_like(s))
+    assert all(torch.equal(base[k], same[k]) for k in base)
+    assert torch.equal(base["l_kl"], noised["l_kl"]) and torch.equal(base["l_tf"], noised["l_tf"])
+    assert not torch.equal(base["l_bc"], noised["l_bc"]) and not torch.equal(base["l_ro"], noised["l_ro"])
+
+
 @pytest.mark.parametrize("tf_loss", ["nll", "mse"])
 def test_masked_steps_contribute_nothing_to_any_loss(tf_loss):
     """Whatever fills the steps past a window's episode end -- states, actions, both -- no

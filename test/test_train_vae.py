@@ -116,8 +116,9 @@ def test_save_load_bit_identical(trained):
     assert meta["epoch"] == cfg.epochs == 60
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    cfg = cfg_with(epochs=4, ro_warmup_epochs=1, snippet_stride=8)
+@pytest.mark.parametrize("policy_state_noise", [0.0, 0.05])
+def test_resume_equals_uninterrupted(tmp_path, policy_state_noise):
+    cfg = cfg_with(epochs=4, ro_warmup_epochs=1, snippet_stride=8, policy_state_noise=policy_state_noise)
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     VAETrainer(cfg, str(a_dir), show_progress=False).train()
     VAETrainer(cfg, str(b_dir), show_progress=False).train(max_epochs_this_run=2)  # "killed" after epoch 2
@@ -143,6 +144,21 @@ def test_resume_equals_uninterrupted_with_long_truncated_windows(tmp_path):
     ta, tb = load_file(str(a_dir / "last.safetensors")), load_file(str(b_dir / "last.safetensors"))
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     assert load_vae(str(a_dir))[2].trajectory_length == 48
+
+
+def test_policy_state_noise_changes_training_and_is_validated(tmp_path):
+    """Noise on the states the generated policy acts on is a different run (its draws follow
+    the latent noise's on the same generator); a bad value names the field."""
+    runs = {}
+    for std in (0.0, 0.05):
+        VAETrainer(cfg_with(epochs=1, snippet_stride=16, policy_state_noise=std), str(tmp_path / str(std)),
+                   show_progress=False).train()
+        runs[std] = load_file(str(tmp_path / str(std) / "last.safetensors"))
+    assert not torch.equal(runs[0.0]["model.vae.decoder.hnet._internal_params.5"],
+                           runs[0.05]["model.vae.decoder.hnet._internal_params.5"])
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(Exception, match="policy_state_noise"):
+            cfg_with(policy_state_noise=bad)
 
 
 def test_trajectory_length_defaults_to_horizon_for_old_configs():

@@ -14,6 +14,7 @@ Two top-level configs:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -126,6 +127,11 @@ class VAETrainConfig:
     use_world_model: bool = True  # False: "WARPD w/o WM" ablation, L_BC + L_KL only
     tf_loss: Literal["nll", "mse"] = "nll"
     grad_clip: Optional[float] = None
+    # Std of Gaussian noise added (in normalised state units, [-1, 1] over the data's range) to
+    # the states the generated policy acts on in L_BC / L_RO; the encoder, the targets and the
+    # world model's inputs stay clean. 0: off (the paper's loss). Not in the paper: a lever
+    # against closed-loop drift off the demonstrated states (RESULTS.md).
+    policy_state_noise: float = 0.0
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 1  # epochs
@@ -140,6 +146,8 @@ class VAETrainConfig:
             raise ConfigError("lr / world_model_lr: expected > 0")
         if self.beta_kl < 0 or self.ro_warmup_epochs < 0:
             raise ConfigError("beta_kl / ro_warmup_epochs: expected >= 0")
+        if not math.isfinite(self.policy_state_noise) or self.policy_state_noise < 0:
+            raise ConfigError(f"policy_state_noise: expected a finite value >= 0, got {self.policy_state_noise}")
 
 
 @dataclass

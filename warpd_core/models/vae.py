@@ -65,14 +65,16 @@ class PolicyVAE(nn.Module):
         return policy_forward(self.spec, theta, states_n)
 
     def forward(self, states_n: torch.Tensor, actions_n: torch.Tensor, noise: torch.Tensor,
-                mask: torch.Tensor | None = None):
+                mask: torch.Tensor | None = None, policy_states_n: torch.Tensor | None = None):
         """One pass used in training (a single call so DDP sees every parameter).
 
         states_n (B, L, S), actions_n (B, L, A) normalised; noise (B, latent_dim) ~ N(0, I);
-        mask (B, L) bool. Returns theta (B, n_weights), predicted normalised actions
-        (B, L, A), mu, log_sigma.
+        mask (B, L) bool; policy_states_n (B, L, S): the states the generated policy acts on
+        (default ``states_n``; training passes noised ones with ``policy_state_noise``).
+        Returns theta (B, n_weights), predicted normalised actions (B, L, A), mu, log_sigma.
         """
         mu, log_sigma = self.encoder(states_n, actions_n, mask)
         z = mu + log_sigma.exp() * noise
         theta = self.decoder(z)
-        return theta, policy_forward(self.spec, theta, states_n), mu, log_sigma
+        acting = states_n if policy_states_n is None else policy_states_n
+        return theta, policy_forward(self.spec, theta, acting), mu, log_sigma

@@ -116,12 +116,13 @@ def rollout_loss(wm: nn.Module, hs: torch.Tensor, ha: torch.Tensor, a_pi: torch.
 
 def vae_losses(vae: nn.Module, wm: nn.Module | None, s_n: torch.Tensor, a_n: torch.Tensor, mask: torch.Tensor,
                noise: torch.Tensor, beta_kl: float, use_ro: bool, tf_loss: str = "nll",
-               history: int = 1) -> dict[str, torch.Tensor]:
+               history: int = 1, policy_states_n: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """All terms of eq. (5) for one batch of normalised windows. Returns a dict of scalars
     (``l_bc, l_kl, l_ro, l_tf, wm_mae``); ``total`` is their sum (what backward runs on).
-    Masked steps (``mask`` False) change none of them."""
+    Masked steps (``mask`` False) change none of them. ``policy_states_n``: the states the
+    generated policy acts on (default ``s_n``; noised ones with ``policy_state_noise``)."""
     m = mask.float()
-    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise, mask)
+    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise, mask, policy_states_n)
     l_bc = (((a_pred - a_n) ** 2).sum(-1) * m).sum(1).mean()
     l_kl = beta_kl * (torch.exp(2 * log_sigma) + mu**2 - 1.0 - 2 * log_sigma).sum(-1).mean()
     zero = torch.zeros((), device=s_n.device)
@@ -189,8 +190,12 @@ class VAETrainer(Trainer):
         for b0 in self.progress(starts, len(starts), f"vae epoch {self.epoch + 1}/{cfg.epochs}"):
             s_n, a_n, mask = self.batch_tensors(perm[b0 : b0 + cfg.batch_size])
             noise = torch.randn(s_n.shape[0], cfg.model.latent_dim, generator=self.gen).to(self.device)
+            acting = None
+            if cfg.policy_state_noise > 0:  # drawn only when on, so runs without it keep their stream
+                eps = torch.randn(s_n.shape, generator=self.gen, dtype=s_n.dtype).to(self.device)
+                acting = s_n + cfg.policy_state_noise * eps
             losses = vae_losses(self.vae_run, self.wm_run, s_n, a_n, mask, noise, cfg.beta_kl, use_ro,
-                                cfg.tf_loss, cfg.model.world_model_history)
+                                cfg.tf_loss, cfg.model.world_model_history, acting)
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
             losses["total"].backward()
