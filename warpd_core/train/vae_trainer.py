@@ -122,7 +122,8 @@ def vae_losses(vae: nn.Module, wm: nn.Module | None, s_n: torch.Tensor, a_n: tor
     Masked steps (``mask`` False) change none of them. ``policy_states_n``: the states the
     generated policy acts on (default ``s_n``; noised ones with ``policy_state_noise``)."""
     m = mask.float()
-    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise, mask, policy_states_n)
+    extra = () if policy_states_n is None else (policy_states_n,)  # LDP's ChunkVAE takes no policy states
+    theta, a_pred, mu, log_sigma = vae(s_n, a_n, noise, mask, *extra)
     l_bc = (((a_pred - a_n) ** 2).sum(-1) * m).sum(1).mean()
     l_kl = beta_kl * (torch.exp(2 * log_sigma) + mu**2 - 1.0 - 2 * log_sigma).sum(-1).mean()
     zero = torch.zeros((), device=s_n.device)
