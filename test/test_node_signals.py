@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import requires_ros
-from rosutil import spin_until
+from rosutil import lifecycle_state, spin_until
 
 pytestmark = requires_ros
 
@@ -152,6 +152,7 @@ def test_lifecycle_cleanup_releases_diagnostics_and_shutdown_from_active_sends_s
             return sum(1 for i in probe.get_publishers_info_by_topic("/diagnostics") if i.node_name == node)
 
         for node in clients:
+            assert lifecycle_state(probe, node) == "unconfigured", f"{node}: no answer to get_state"
             for _ in range(3):
                 transition(node, Transition.TRANSITION_CONFIGURE)
                 transition(node, Transition.TRANSITION_CLEANUP)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, node_executable, requires_ros
-from rosutil import processes, spin_until
+from rosutil import call, lifecycle_state, processes, spin_until
 
 pytestmark = requires_ros
 
@@ -144,19 +144,14 @@ def test_lifecycle_no_command_while_inactive_then_commands_and_one_safe_on_deact
         change = node.create_client(ChangeState, "/warpd_controller/change_state")
         get = node.create_client(GetState, "/warpd_controller/get_state")
 
-        def call(client, req):
-            assert client.wait_for_service(timeout_sec=20), "lifecycle service missing"
-            fut = client.call_async(req)
-            assert spin_until(node, fut.done, 20)
-            return fut.result()
-
         def transition(tid):
             req = ChangeState.Request()
             req.transition.id = tid
-            assert call(change, req).success
+            answer = call(node, change, req)
+            assert answer is not None and answer.success, f"transition {tid}: {answer}"
 
         with processes(gen, ctl, log_dir=str(tmp_path)):
-            assert call(get, GetState.Request()).current_state.label == "unconfigured"
+            assert lifecycle_state(node, "warpd_controller") == "unconfigured"
             run_arm(node, arm, 1.5)
             transition(Transition.TRANSITION_CONFIGURE)
             run_arm(node, arm, 1.5)
@@ -169,7 +164,8 @@ def test_lifecycle_no_command_while_inactive_then_commands_and_one_safe_on_deact
             t_deact = time.monotonic()
             transition(Transition.TRANSITION_DEACTIVATE)
             run_arm(node, arm, 1.5)
-            assert call(get, GetState.Request()).current_state.label == "inactive"
+            answer = call(node, get, GetState.Request())
+            assert answer is not None and answer.current_state.label == "inactive"
     finally:
         rclpy.try_shutdown()
     # deactivation publishes the safe action (hold: a repeat of the last command) once, then nothing
@@ -196,7 +192,7 @@ def test_missing_joint_fails_configure_with_its_name(arm_bundle, tmp_path):
         change = node.create_client(ChangeState, "/warpd_controller/change_state")
         get = node.create_client(GetState, "/warpd_controller/get_state")
         with processes(ctl, log_dir=str(tmp_path)):
-            assert change.wait_for_service(timeout_sec=20)
+            assert lifecycle_state(node, "warpd_controller") == "unconfigured"
             req = ChangeState.Request()
             req.transition.id = Transition.TRANSITION_CONFIGURE
             fut = change.call_async(req)

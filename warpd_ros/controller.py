@@ -63,6 +63,7 @@ from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
 EXECUTORS = ("events", "single")
 REPORT_S = 5.0  # a foreign generator stays in /diagnostics this long after its last policy
+SHUTDOWN_ACK_S = 1.0  # longest a lifecycle shutdown waits for subscribers to acknowledge its safe action
 
 
 def _ordered(low: str, high: str, both: bool = True):
@@ -264,6 +265,9 @@ class ControllerNode(Node):
         # from active: stop commanding as deactivate does; then release and end the process
         if self.active:
             self.publish_safe("shutdown")
+            self.active = False
+            if not self.io.flush(SHUTDOWN_ACK_S):  # the safe action must reach the robot before its publisher goes
+                self.get_logger().warn(f"shutdown: the safe action was not acknowledged within {SHUTDOWN_ACK_S} s")
         self._release()
         self.exit_requested = True
         return TransitionCallbackReturn.SUCCESS

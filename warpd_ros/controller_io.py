@@ -13,8 +13,8 @@ generator, and sends the safe action when an input goes stale.
 The node owns everything the two share -- the lifecycle, the :class:`ControllerCore` that makes
 every decision, the policy subscription, the realtime observation timeout, ``/diagnostics`` --
 and calls its I/O through the same few methods: ``watchdog``, ``publish_safe``,
-``policy_arrived``, ``activate`` / ``deactivate``, ``error`` / ``warning`` / ``rate_status``
-and ``stats`` (:class:`ControllerIO` has the defaults). Neither class publishes a command while the node is inactive: both go through
+``policy_arrived``, ``activate`` / ``deactivate``, ``error`` / ``warning`` / ``rate_status``,
+``stats`` and ``flush`` (:class:`ControllerIO` has the defaults). Neither class publishes a command while the node is inactive: both go through
 ``node.publish_command``.
 """
 
@@ -24,6 +24,7 @@ import secrets
 import time
 
 import numpy as np
+from rclpy.duration import Duration
 
 from warpd_core.runtime.command_limits import CommandLimiter
 from warpd_core.runtime.controller import SOURCE_SAFE, ControllerConfig
@@ -67,6 +68,12 @@ class ControllerIO:
     def rate_status(self) -> tuple[int, str]:
         """``(0 | 1 | 2, text)``: the control rate against the model's (0: fine or unknown)."""
         return 0, ""
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every matched subscriber acknowledged the commands
+        published so far; True when all did. Called before the command publisher is destroyed:
+        a reliable writer deleted right after a write can take the sample with it."""
+        return self.pub.wait_for_all_acked(Duration(seconds=timeout))
 
 
 class SimIO(ControllerIO):
