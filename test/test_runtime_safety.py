@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+import rosutil
 from conftest import REPO, requires_ros
 from test_fault_injection import (  # noqa: F401 - fixtures
     H,
@@ -39,11 +40,10 @@ GOOD = [10.0, 20.0, 30.0, 40.0, 0.5]
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def call(probe, client, request, timeout=20.0):
-    assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} missing"
-    fut = client.call_async(request)
-    assert probe.spin_until(fut.done, timeout), f"no answer from {client.srv_name}"
-    return fut.result()
+def call(probe, client, request, timeout=20.0, resend_every=None):
+    answer = rosutil.call(probe.node, client, request, timeout, resend_every)
+    assert answer is not None, f"no answer from {client.srv_name}"
+    return answer
 
 
 def transition(probe, node, label):
@@ -53,6 +53,9 @@ def transition(probe, node, label):
     ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
            "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
     cli = probe.node.create_client(ChangeState, f"/{node}/change_state")
+    # a transition is not idempotent, so it is never re-sent: the node answers a GetState (re-sent
+    # until it does) first, giving the server time to match this new client's response reader
+    assert rosutil.lifecycle_state(probe.node, node) is not None, f"{node}: no answer to get_state"
     req = ChangeState.Request()
     req.transition.id = ids[label]
     ok = call(probe, cli, req).success
@@ -68,7 +71,7 @@ def set_param(probe, node, name, value):
     cli = probe.node.create_client(SetParameters, f"/{node}/set_parameters")
     req = SetParameters.Request()
     req.parameters = [Parameter(name, value=value).to_parameter_msg()]
-    res = call(probe, cli, req).results[0]
+    res = call(probe, cli, req, resend_every=2.0).results[0]  # setting a parameter twice answers the same
     probe.node.destroy_client(cli)
     return res.successful, res.reason
 
