@@ -48,9 +48,9 @@ def call(node, client, request, timeout: float = 20.0, resend_every: float | Non
     A request sent the moment the server is discovered can lose its answer: the client has matched
     the server's request reader, but the server has not yet matched the client's response reader,
     and the response is dropped (seen on the loaded 2-core CI machine with Fast DDS). For an
-    idempotent request (GetState) pass `resend_every` to send it again until one is answered; once
-    a node has answered, discovery between it and the caller is done, so later non-idempotent calls
-    (ChangeState) are not sent into the gap.
+    idempotent request (GetState) pass `resend_every` to send it again until one is answered; a
+    non-idempotent one (ChangeState) is sent once, after such a handshake with its node, by when
+    discovery between the two has had its time.
     """
     end = time.monotonic() + timeout
     if not client.wait_for_service(timeout_sec=timeout):

@@ -200,9 +200,8 @@ def test_missing_joint_fails_configure_with_its_name(arm_bundle, tmp_path):
             while not fut.done() and time.monotonic() < end:
                 run_arm(node, arm, 0.05)  # the robot is streaming while the operator configures
             assert fut.done() and fut.result().success is False
-            gfut = get.call_async(GetState.Request())
-            assert spin_until(node, gfut.done, 10)
-            assert gfut.result().current_state.label == "unconfigured"
+            answer = call(node, get, GetState.Request(), 10)
+            assert answer is not None and answer.current_state.label == "unconfigured"
             time.sleep(0.5)
     finally:
         rclpy.try_shutdown()

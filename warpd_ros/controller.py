@@ -63,7 +63,7 @@ from warpd_ros.stats import GcPauses, LatencyWindow, freeze_heap  # noqa: E402
 
 EXECUTORS = ("events", "single")
 REPORT_S = 5.0  # a foreign generator stays in /diagnostics this long after its last policy
-SHUTDOWN_ACK_S = 1.0  # longest a lifecycle shutdown waits for subscribers to acknowledge its safe action
+RELEASE_ACK_S = 1.0  # longest cleanup / shutdown waits for subscribers to acknowledge the last command
 
 
 def _ordered(low: str, high: str, both: bool = True):
@@ -265,9 +265,6 @@ class ControllerNode(Node):
         # from active: stop commanding as deactivate does; then release and end the process
         if self.active:
             self.publish_safe("shutdown")
-            self.active = False
-            if not self.io.flush(SHUTDOWN_ACK_S):  # the safe action must reach the robot before its publisher goes
-                self.get_logger().warn(f"shutdown: the safe action was not acknowledged within {SHUTDOWN_ACK_S} s")
         self._release()
         self.exit_requested = True
         return TransitionCallbackReturn.SUCCESS
@@ -277,6 +274,11 @@ class ControllerNode(Node):
         super().destroy_node()
 
     def _release(self) -> None:
+        self.active = False
+        # the last command (the safe action of a shutdown or deactivate) must reach the robot
+        # before its publisher goes: a reliable writer deleted right after a write loses the sample
+        if self.io is not None and not self.io.flush(RELEASE_ACK_S):
+            self.get_logger().warn(f"releasing: the last command was not acknowledged within {RELEASE_ACK_S} s")
         for hnd in self._handles:
             for destroy in (self.destroy_subscription, self.destroy_publisher, self.destroy_timer):
                 try:
@@ -287,7 +289,6 @@ class ControllerNode(Node):
         self._handles = []
         self.core = None
         self.io = None
-        self.active = False
         self._configured = False
 
     # -- policies and the watchdog ----------------------------------------------------------

@@ -71,8 +71,7 @@ class ControllerIO:
 
     def flush(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until every matched subscriber acknowledged the commands
-        published so far; True when all did. Called before the command publisher is destroyed:
-        a reliable writer deleted right after a write can take the sample with it."""
+        published so far; True when all did (the node calls it before releasing the publisher)."""
         return self.pub.wait_for_all_acked(Duration(seconds=timeout))
 
 
